@@ -1,0 +1,161 @@
+/*
+ * worker.c
+ *	  A conveyor push worker: connected to conveyor.database, it waits quietly
+ *	  while the extension is not installed, and otherwise advances due pushes.
+ *	  Errors are caught the way the autovacuum launcher does it, so one bad
+ *	  step never takes the worker (or the cluster) down.
+ */
+#include "conveyor.h"
+
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timeout.h"
+
+#include "engine.h"
+#include "txn.h"
+
+static int	my_slot = -1;
+static char *my_dbname = NULL;	/* for log lines, read once at start */
+
+/* Give our slot back when the worker exits. */
+static void
+worker_on_exit(int code, Datum arg)
+{
+	cv_worker_slot_release(my_slot);
+}
+
+/* Whether the conveyor extension is installed in this database. */
+static bool
+worker_extension_installed(void)
+{
+	bool		installed;
+
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("conveyor", true));
+	if (my_dbname == NULL)
+		my_dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+	return installed;
+}
+
+/* Log the waiting state once per change, from the first worker only. */
+static void
+worker_report_installed(bool installed)
+{
+	static int	last = -1;
+
+	if (last == (int) installed)
+		return;
+	last = (int) installed;
+	if (my_slot != 0)
+		return;
+	if (installed)
+		ereport(LOG,
+				(errmsg("conveyor worker: extension found in database \"%s\"; advancing pushes",
+						my_dbname)));
+	else
+		ereport(LOG,
+				(errmsg("conveyor worker: extension \"conveyor\" is not installed in database \"%s\"; waiting",
+						my_dbname),
+				 errhint("Run CREATE EXTENSION conveyor CASCADE in that database.")));
+}
+
+/* Whether this worker should end: its launcher is gone or its database is being dropped. */
+static bool
+worker_should_exit(pid_t launcher_pid)
+{
+	pid_t		current;
+
+	SpinLockAcquire(&cv_shared->mutex);
+	current = cv_shared->launcher_pid;
+	SpinLockRelease(&cv_shared->mutex);
+	return current != launcher_pid || cv_dropping_db() == MyDatabaseId;
+}
+
+/* Push worker main loop. */
+void
+cv_worker_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	pid_t		launcher_pid;
+	sigjmp_buf	local_sigjmp_buf;
+	MemoryContext loop_context;
+
+	memcpy(&launcher_pid, MyBgworkerEntry->bgw_extra, sizeof(pid_t));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	my_slot = cv_worker_slot_claim();
+	if (my_slot < 0)
+	{
+		ereport(LOG, (errmsg("conveyor worker: no free worker slot; exiting")));
+		proc_exit(0);
+	}
+	before_shmem_exit(worker_on_exit, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("conveyor worker");
+
+	loop_context = AllocSetContextCreate(TopMemoryContext, "conveyor worker loop",
+										 ALLOCSET_DEFAULT_SIZES);
+
+	/* error recovery, as in the autovacuum launcher */
+	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+	{
+		HOLD_INTERRUPTS();
+		QueryCancelPending = false;
+		disable_all_timeouts(false);
+		EmitErrorReport();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(loop_context);
+		FlushErrorState();
+		MemoryContextResetAndDeleteChildren(loop_context);
+		RESUME_INTERRUPTS();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		/* pause briefly so a persistent error cannot spin the CPU */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	PG_exception_stack = &local_sigjmp_buf;
+
+	for (;;)
+	{
+		long		sleep_ms = cv_max_sleep_ms;
+		bool		installed;
+
+		MemoryContextSwitchTo(loop_context);
+		MemoryContextResetAndDeleteChildren(loop_context);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (worker_should_exit(launcher_pid))
+			proc_exit(0);
+
+		installed = worker_extension_installed();
+		worker_report_installed(installed);
+		if (installed)
+			sleep_ms = Min(sleep_ms, cv_engine_work(loop_context));
+
+		if (sleep_ms > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}
