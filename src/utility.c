@@ -29,6 +29,14 @@ creates_conveyor_extension(Node *stmt)
 		strcmp(((CreateExtensionStmt *) stmt)->extname, "conveyor") == 0;
 }
 
+/* Whether this statement drops or alters an extension (perhaps conveyor). */
+static bool
+changes_extensions(Node *stmt)
+{
+	return (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_EXTENSION) ||
+		IsA(stmt, AlterExtensionStmt);
+}
+
 /* Whether this statement can change which databases the launcher may use. */
 static bool
 changes_databases(Node *stmt)
@@ -76,6 +84,9 @@ cv_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 	if (changes_databases(stmt))
 		cv_wake_launcher_at_commit();
+	/* workers re-check that the extension is still there */
+	if (changes_extensions(stmt))
+		cv_wake_workers_at_commit();
 }
 
 /* Install the hook (from _PG_init). */

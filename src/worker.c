@@ -151,6 +151,7 @@ cv_worker_main(Datum arg)
 		if (installed)
 			sleep_ms = Min(sleep_ms, cv_engine_work(loop_context));
 
+		pgstat_report_activity(STATE_IDLE, NULL);
 		if (sleep_ms > 0)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
