@@ -9,10 +9,14 @@ EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" conveyor.con
 
 MODULE_big  = conveyor
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA_built  = conveyor--$(EXTVERSION).sql
-# frozen install scripts of released versions, and the upgrade scripts between them
-DATA        = $(wildcard src/released/*.sql) $(wildcard src/updates/*.sql)
-EXTRA_CLEAN = conveyor--$(EXTVERSION).sql
+
+# Install and update scripts for every version, assembled from src/sql/<version>/
+SQL_VERSIONS = $(shell ls -d src/sql/*/ | xargs -n1 basename | sort -V)
+SQL_SOURCES  = $(wildcard src/sql/*/*.sql) src/sql/finish.sql src/sql/assemble.sh
+SQL_UPDATES  = $(shell v=($(SQL_VERSIONS)); for ((i=1; i<$${\#v[@]}; i++)); do echo conveyor--$${v[i-1]}--$${v[i]}.sql; done)
+DATA_built   = $(foreach v,$(SQL_VERSIONS),conveyor--$(v).sql) $(SQL_UPDATES)
+EXTRA_CLEAN  = $(DATA_built)
+SHELL        = /bin/bash
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -DCONVEYOR_BACKEND -I$(srcdir)/src
@@ -23,9 +27,8 @@ SHLIB_LINK  = -lcurl
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# The installed script is assembled from the SQL sources, in name order.
-conveyor--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
-	cat $^ > $@
+$(DATA_built): $(SQL_SOURCES)
+	bash src/sql/assemble.sh .
 
 .PHONY: deps test demo demo-stop bench unit
 

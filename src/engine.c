@@ -1,15 +1,156 @@
 /*
  * engine.c
- *	  The push engine's entry from the worker loop. (The foundation has no
- *	  pushes yet: there is nothing due, so the worker sleeps until woken.)
+ *	  The worker side of the push engine: claim a due push with
+ *	  FOR UPDATE SKIP LOCKED, advance it one step in a short transaction, and
+ *	  report when the next push is due so the worker can sleep until then.
+ *
+ * The step itself is conveyor._push_step() (src/sql/0.2/200_engine.sql). It
+ * runs in a subtransaction: if it fails, the failure is rolled back, then
+ * recorded and classified in the same transaction, and the worker carries on
+ * with the next push.
  */
 #include "conveyor.h"
 
-#include "engine.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 
-/* Advance due pushes; return the milliseconds until the next is due. */
+#include "engine.h"
+#include "txn.h"
+
+/* Steps one call of cv_engine_work takes before returning to the worker loop. */
+#define ENGINE_BURST 64
+
+/* Claim the most overdue push nobody else is working on; 0 if none is due. */
+static int64
+engine_claim(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute("SELECT id FROM conveyor.push"
+					" WHERE state = 'running' AND next_step_at <= clock_timestamp()"
+					" ORDER BY next_step_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+					false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "conveyor: claiming a push failed");
+	if (SPI_processed == 0)
+		return 0;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* Milliseconds until the next running push is due (max_sleep when none is). */
+static long
+engine_next_due_ms(void)
+{
+	bool		isnull;
+	Datum		d;
+	double		ms;
+
+	if (SPI_execute("SELECT (extract(epoch FROM min(next_step_at) - clock_timestamp()) * 1000)::float8"
+					" FROM conveyor.push WHERE state = 'running'",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "conveyor: reading the next due time failed");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return cv_max_sleep_ms;
+	ms = DatumGetFloat8(d);
+	if (ms <= 0)
+		return 0;
+	return (long) Min(ms + 1, (double) cv_max_sleep_ms);
+}
+
+/* Run SQL with one bigint and two text parameters (NULL texts allowed). */
+static void
+engine_exec(const char *sql, int64 id, const char *a, const char *b, int nargs)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(id);
+	values[1] = a ? CStringGetTextDatum(a) : (Datum) 0;
+	values[2] = b ? CStringGetTextDatum(b) : (Datum) 0;
+	if (!a)
+		nulls[1] = 'n';
+	if (!b)
+		nulls[2] = 'n';
+	if (SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0) < 0)
+		elog(ERROR, "conveyor: \"%s\" failed", sql);
+}
+
+/*
+ * Advance push id one step inside a subtransaction; on error roll the step
+ * back, log it, and record it on the push (retry, or a bad failure).
+ */
+static void
+engine_step(int64 id)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		engine_exec("SELECT conveyor._push_step($1)", id, NULL, NULL, 1);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
+		ereport(WARNING,
+				(errmsg("conveyor: step of push " INT64_FORMAT " failed: %s", id, edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+		engine_exec("SELECT conveyor._push_step_error($1, $2, $3)", id,
+					unpack_sql_state(edata->sqlerrcode), edata->message, 3);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Advance due pushes, one step per short transaction; return the
+ * milliseconds until the next push is due (0 to be called again at once).
+ */
 long
 cv_engine_work(MemoryContext loop_context)
 {
-	return cv_max_sleep_ms;
+	for (int n = 0; n < ENGINE_BURST; n++)
+	{
+		int64		id;
+		char		activity[64];
+
+		CHECK_FOR_INTERRUPTS();
+		cv_txn_begin("conveyor: looking for a due push");
+		id = engine_claim();
+		if (id == 0)
+		{
+			long		ms = engine_next_due_ms();
+
+			cv_txn_commit();
+			return ms;
+		}
+		snprintf(activity, sizeof(activity), "conveyor: advancing push " INT64_FORMAT, id);
+		pgstat_report_activity(STATE_RUNNING, activity);
+		engine_step(id);
+		cv_txn_commit();
+		MemoryContextReset(loop_context);
+	}
+	return 0;
 }

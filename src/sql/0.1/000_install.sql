@@ -1,6 +1,3 @@
--- conveyor extension script: assembled by `make` from src/sql/*.sql in name order.
-\echo Use "CREATE EXTENSION conveyor CASCADE" to load this file. \quit
-
 -- Refuse early, and clearly, to install anywhere but conveyor.database.
 CREATE FUNCTION conveyor._install_check() RETURNS void
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'cv_install_check';
