@@ -10,7 +10,7 @@ shopt -s nullglob
 for t in "$src"/test/unit/test_*.c; do
   name=$(basename "$t" .c)
   core="$src/src/${name#test_}.c"
-  if ! gcc -std=gnu99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer \
+  if ! gcc -std=gnu99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all \
        -I"$src/src" "$core" "$t" -lm -o "$out/$name" 2>"$out/$name.build"; then
     echo "unit: build failed: $name"; cat "$out/$name.build"; rc=1; continue
   fi
