@@ -13,10 +13,9 @@ OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # Install and update scripts for every version, assembled from src/sql/<version>/
 SQL_VERSIONS = $(shell ls -d src/sql/*/ | xargs -n1 basename | sort -V)
 SQL_SOURCES  = $(wildcard src/sql/*/*.sql) src/sql/finish.sql src/sql/assemble.sh
-SQL_UPDATES  = $(shell v=($(SQL_VERSIONS)); for ((i=1; i<$${\#v[@]}; i++)); do echo conveyor--$${v[i-1]}--$${v[i]}.sql; done)
+SQL_UPDATES  = $(shell p=; for v in $(SQL_VERSIONS); do [ -n "$$p" ] && echo conveyor--$$p--$$v.sql; p=$$v; done)
 DATA_built   = $(foreach v,$(SQL_VERSIONS),conveyor--$(v).sql) $(SQL_UPDATES)
 EXTRA_CLEAN  = $(DATA_built)
-SHELL        = /bin/bash
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -DCONVEYOR_BACKEND -I$(srcdir)/src

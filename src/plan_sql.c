@@ -20,6 +20,17 @@ PG_FUNCTION_INFO_V1(cv_amount_check);
 PG_FUNCTION_INFO_V1(cv_amount_cmp);
 PG_FUNCTION_INFO_V1(cv_plan_targets);
 
+/* The planner's messages are lower-case fragments; a DETAIL is a sentence. */
+static char *
+sentence(const char *fragment)
+{
+	char	   *s = pstrdup(fragment);
+
+	if (s[0] >= 'a' && s[0] <= 'z')
+		s[0] = s[0] - 'a' + 'A';
+	return s;
+}
+
 #define SCOPE_HINT "A scope is '*', label matches such as region=eu or tier!=canary, " \
 	"unit-name globs such as web-*, combined with spaces or '&' (and), '|' (or) and '!' (not)."
 
@@ -51,7 +62,7 @@ amount_parse_or_error(const char *text)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid amount \"%s\"", text),
-				 errdetail("%s.", err),
+				 errdetail("%s.", sentence(err)),
 				 errhint("An amount is a percentage of each unit's subunits above 0%% and at most 100%% "
 						 "(such as 5%% or 12.5%%), or a count of subunits per unit (such as 3).")));
 	return amount;
