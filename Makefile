@@ -26,7 +26,7 @@ SHLIB_LINK  = -lcurl
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(DATA_built): $(SQL_SOURCES)
+$(DATA_built) &: $(SQL_SOURCES)
 	bash src/sql/assemble.sh .
 
 .PHONY: deps test demo demo-stop bench unit
