@@ -26,6 +26,12 @@
 /* Steps one call of cv_engine_work takes before returning to the worker loop. */
 #define ENGINE_BURST 64
 
+/*
+ * When every due push is held by another worker, wait this long before
+ * looking again rather than spinning: the holder commits within a step.
+ */
+#define ENGINE_HELD_WAIT_MS 10
+
 /* Claim the most overdue push nobody else is working on; 0 if none is due. */
 static int64
 engine_claim(void)
@@ -44,7 +50,11 @@ engine_claim(void)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-/* Milliseconds until the next running push is due (max_sleep when none is). */
+/*
+ * Milliseconds until the next running push is due (max_sleep when none is).
+ * Called when nothing could be claimed, so a push due now is held by another
+ * worker: wait briefly for it instead of returning 0.
+ */
 static long
 engine_next_due_ms(void)
 {
@@ -61,7 +71,7 @@ engine_next_due_ms(void)
 		return cv_max_sleep_ms;
 	ms = DatumGetFloat8(d);
 	if (ms <= 0)
-		return 0;
+		return ENGINE_HELD_WAIT_MS;
 	return (long) Min(ms + 1, (double) cv_max_sleep_ms);
 }
 
