@@ -25,9 +25,11 @@ CREATE FUNCTION conveyor._pt_add(t0 timestamptz) RETURNS void LANGUAGE sql AS $$
 $$;
 COMMENT ON FUNCTION conveyor._pt_add(timestamptz) IS 'internal: accounts push-type time';
 
--- Timing facts for a transition event: when the step was due and how long push types took.
+-- Timing facts for a transition event: when the step was due, when a worker
+-- started it, and how long push types took in it.
 CREATE FUNCTION conveyor._timing() RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('due_at', nullif(current_setting('conveyor_step.due_at', true), ''),
+                              'started_at', nullif(current_setting('conveyor_step.started_at', true), ''),
                               'push_type_ms', round(conveyor._pt_ms()::numeric, 3));
 $$;
 COMMENT ON FUNCTION conveyor._timing() IS 'internal: timing facts recorded on transition events';
@@ -437,6 +439,7 @@ BEGIN
     SELECT * INTO s FROM conveyor.service WHERE name = p.service;
     SELECT * INTO t FROM conveyor.push_type WHERE name = s.push_type;
     PERFORM set_config('conveyor_step.due_at', p.next_step_at::text, true);
+    PERFORM set_config('conveyor_step.started_at', clock_timestamp()::text, true);
     PERFORM set_config('conveyor_step.push_type_ms', '0', true);
     LOOP
         next_at := CASE p.step
@@ -453,6 +456,7 @@ BEGIN
         END IF;
         -- the next transition is due at once: record when, for latency accounting
         PERFORM set_config('conveyor_step.due_at', clock_timestamp()::text, true);
+        PERFORM set_config('conveyor_step.started_at', clock_timestamp()::text, true);
         PERFORM set_config('conveyor_step.push_type_ms', '0', true);
     END LOOP;
 END $$;
