@@ -102,8 +102,11 @@ DECLARE
     ph jsonb;
     i int := 0;
     k text;
+    prev_pct text;     -- the last percentage and the last count: amounts of a kind never shrink
+    prev_count text;
     prev_amount text;
     tol_text text;
+    bake_secs float8;
 BEGIN
     IF phases IS NULL OR jsonb_typeof(phases) <> 'array' OR jsonb_array_length(phases) = 0 THEN
         RAISE EXCEPTION 'push plan "%" has no phases', plan
@@ -134,9 +137,16 @@ BEGIN
         PERFORM conveyor._scope_check(scope);
         PERFORM conveyor._amount_check(amount);
         BEGIN
-            bake := CASE jsonb_typeof(ph->'bake')
-                        WHEN 'number' THEN make_interval(secs => (ph->>'bake')::float8)
-                        ELSE coalesce((ph->>'bake')::interval, '0') END;
+            IF jsonb_typeof(ph->'bake') = 'number' THEN
+                bake_secs := (ph->>'bake')::float8;
+                -- beyond a century is a typo, and make_interval would overflow
+                IF abs(bake_secs) > 3155760000 THEN
+                    RAISE invalid_datetime_format;
+                END IF;
+                bake := make_interval(secs => bake_secs);
+            ELSE
+                bake := coalesce((ph->>'bake')::interval, '0');
+            END IF;
         EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
             RAISE EXCEPTION 'invalid bake "%" in phase % of push plan "%"', ph->>'bake', i + 1, plan
                 USING ERRCODE = 'invalid_parameter_value',
@@ -156,14 +166,15 @@ BEGIN
                       HINT = 'For example 2 or "2%" lets a phase pass with 98% of its subunits updated.';
         END IF;
         fault_tolerance := tol_text::numeric;
+        prev_amount := CASE WHEN amount LIKE '%\%%' THEN prev_pct ELSE prev_count END;
         IF prev_amount IS NOT NULL AND conveyor._amount_cmp(amount, prev_amount) < 0 THEN
-            RAISE EXCEPTION 'amount % in phase % of push plan "%" is smaller than % in the phase before',
+            RAISE EXCEPTION 'amount % in phase % of push plan "%" is smaller than % in an earlier phase',
                             amount, i + 1, plan, prev_amount
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'Amounts are cumulative: a phase''s amount says how much of each unit runs the version by its end.',
-                      HINT = 'Amounts never shrink from one phase to the next.';
+                      HINT = 'Percentages never shrink from one phase to a later one, and neither do counts.';
         END IF;
-        prev_amount := amount;
+        IF amount LIKE '%\%%' THEN prev_pct := amount; ELSE prev_count := amount; END IF;
         i := i + 1;
         RETURN NEXT;
     END LOOP;
@@ -285,6 +296,27 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION conveyor._failure_policy_check(text) IS 'internal: raises unless the failure policy is known';
 
+-- Raise 22023 unless a service's intervals and limits are in range (NULLs are left alone).
+CREATE FUNCTION conveyor._service_settings_check(health_interval interval, poll_interval interval,
+                                                 update_timeout interval, max_in_flight int, retry_limit int)
+RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+BEGIN
+    bad := CASE
+        WHEN health_interval <= '0' THEN 'health_interval must be positive'
+        WHEN poll_interval <= '0' THEN 'poll_interval must be positive'
+        WHEN update_timeout <= '0' THEN 'update_timeout must be positive'
+        WHEN max_in_flight NOT BETWEEN 1 AND 100000 THEN 'max_in_flight must be between 1 and 100000'
+        WHEN retry_limit NOT BETWEEN 0 AND 100 THEN 'retry_limit must be between 0 and 100'
+    END;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid service setting: %', bad USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END $$;
+COMMENT ON FUNCTION conveyor._service_settings_check(interval, interval, interval, int, int) IS
+    'internal: checks a service''s intervals and limits';
+
 -- Create a service.
 CREATE FUNCTION conveyor.service_create(
     name text,
@@ -304,6 +336,12 @@ BEGIN
     PERFORM conveyor._push_type_check(push_type);
     PERFORM conveyor._push_plan_check(plan);
     PERFORM conveyor._failure_policy_check(failure_policy);
+    PERFORM conveyor._service_settings_check(health_interval, poll_interval, update_timeout,
+                                             max_in_flight, retry_limit);
+    IF health_interval IS NULL OR poll_interval IS NULL OR update_timeout IS NULL
+       OR max_in_flight IS NULL OR retry_limit IS NULL THEN
+        RAISE EXCEPTION 'service settings must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF push_type_config IS NULL OR jsonb_typeof(push_type_config) <> 'object' THEN
         RAISE EXCEPTION 'push type config of service "%" must be a JSON object', name
             USING ERRCODE = 'invalid_parameter_value';
@@ -339,6 +377,8 @@ BEGIN
     END IF;
     IF plan IS NOT NULL THEN PERFORM conveyor._push_plan_check(plan); END IF;
     IF failure_policy IS NOT NULL THEN PERFORM conveyor._failure_policy_check(failure_policy); END IF;
+    PERFORM conveyor._service_settings_check(health_interval, poll_interval, update_timeout,
+                                             max_in_flight, retry_limit);
     IF push_type_config IS NOT NULL AND jsonb_typeof(push_type_config) <> 'object' THEN
         RAISE EXCEPTION 'push type config of service "%" must be a JSON object', name
             USING ERRCODE = 'invalid_parameter_value';

@@ -30,15 +30,33 @@ BEGIN
                                 THEN format('Push %s of service %s ended at %s (%s): %s.', p.id, p.service,
                                             p.ended_at, p.outcome, p.outcome_reason)
                                 ELSE format('Push %s of service %s is %s.', p.id, p.service, p.state) END,
-                  HINT = format('Only a push that is %s can be %s.',
-                                array_to_string(states, ' or '),
-                                CASE action WHEN 'pause' THEN 'paused' WHEN 'resume' THEN 'resumed'
-                                            WHEN 'cancel' THEN 'cancelled' WHEN 'revert' THEN 'reverted'
-                                            ELSE action || 'ped' END);
+                  HINT = format('Only a push that is %s can %s.', array_to_string(states, ' or '),
+                                CASE action
+                                    WHEN 'pause' THEN 'be paused'
+                                    WHEN 'resume' THEN 'be resumed'
+                                    WHEN 'cancel' THEN 'be cancelled'
+                                    WHEN 'revert' THEN 'be reverted'
+                                    WHEN 'skip a phase of' THEN 'have a phase skipped'
+                                    WHEN 'skip healthchecks of' THEN 'have its healthchecks skipped'
+                                    WHEN 'skip the bake of' THEN 'have its bake skipped'
+                                    ELSE 'do that' END);
     END IF;
 END $$;
 COMMENT ON FUNCTION conveyor._push_require(conveyor.push, text, text[]) IS
     'internal: raises unless the push is in one of the states';
+
+-- Raise 55000 for a revert push: it has no healthchecks and no bake to skip.
+CREATE FUNCTION conveyor._push_not_revert(p conveyor.push, what text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p.kind = 'revert' THEN
+        RAISE EXCEPTION 'cannot skip the % of push %: it is a revert', what, p.id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('Push %s reverts push %s; reverts check no health and do not bake.', p.id, p.reverts);
+    END IF;
+END $$;
+COMMENT ON FUNCTION conveyor._push_not_revert(conveyor.push, text) IS
+    'internal: raises for a revert push, which has no healthchecks or bake';
 
 -- Start a push of a version to a service; returns the push id.
 CREATE FUNCTION conveyor.push_start(service text, version text, reason text DEFAULT NULL,
@@ -246,6 +264,7 @@ DECLARE
     p conveyor.push := conveyor._push_lock(push_id);
 BEGIN
     PERFORM conveyor._push_require(p, 'skip healthchecks of', '{running,paused}');
+    PERFORM conveyor._push_not_revert(p, 'healthchecks');
     IF p.skip_healthchecks THEN
         RAISE EXCEPTION 'healthchecks of push % are already skipped', p.id
             USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -265,6 +284,7 @@ DECLARE
     ph conveyor.push_phase;
 BEGIN
     PERFORM conveyor._push_require(p, 'skip the bake of', '{running,paused}');
+    PERFORM conveyor._push_not_revert(p, 'bake');
     SELECT * INTO ph FROM conveyor.push_phase WHERE push_phase.push_id = p.id AND position = p.phase;
     IF ph.bake_skipped THEN
         RAISE EXCEPTION 'the bake of phase % of push % is already skipped', p.phase + 1, p.id
