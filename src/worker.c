@@ -113,6 +113,8 @@ cv_worker_main(Datum arg)
 	/* error recovery, as in the autovacuum launcher */
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
 	{
+		/* the stack the callbacks pointed into is gone: report nothing through them */
+		error_context_stack = NULL;
 		HOLD_INTERRUPTS();
 		QueryCancelPending = false;
 		disable_all_timeouts(false);

@@ -42,6 +42,8 @@ $node->safe_psql('postgres', 'ALTER SYSTEM SET conveyor.workers = 1');
 $node->reload;
 ok(wait_workers($node, 1, 'deploy'), 'reload to 1 worker');
 
+my $logpos;
+
 # an immediate stop and start brings everything back
 $node->stop('immediate');
 $node->start;
@@ -52,8 +54,27 @@ ok(wait_workers($node, 1, 'deploy'), 'worker back after restart -m immediate');
 is($node->safe_psql('deploy', "SELECT count(*) FROM pg_extension WHERE extname = 'conveyor'"),
 	'1', 'extension still installed');
 
+# A worker whose query is blocked on a table that is then dropped gets an
+# error inside SPI; it must recover, not crash. Hold conveyor.push locked, wake
+# the workers so they block on it, then drop the extension under them.
+my $blocker = $node->background_psql('deploy');
+$blocker->query_safe('BEGIN; LOCK TABLE conveyor.push IN ACCESS EXCLUSIVE MODE;');
+$node->safe_psql('deploy', 'SELECT conveyor._wake()');
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) > 0 FROM pg_stat_activity
+	 WHERE backend_type = 'conveyor worker' AND wait_event_type = 'Lock'}),
+	'a worker is blocked on the locked push table');
+$logpos = -s $node->logfile;
+$blocker->query_safe('DROP EXTENSION conveyor; COMMIT;');
+$blocker->quit;
+ok($node->wait_for_log(qr/extension "conveyor" is not installed in database "deploy"; waiting/, $logpos),
+	'the blocked worker recovered from the error and waits again');
+is(count_log($node, qr/terminated by signal/), 0, 'no worker crashed when its table was dropped under it');
+$node->safe_psql('deploy', 'CREATE EXTENSION conveyor CASCADE');
+ok(wait_workers($node, 1, 'deploy'), 'workers still running');
+
 # DROP EXTENSION does not hang; the workers go back to waiting
-my $logpos = -s $node->logfile;
+$logpos = -s $node->logfile;
 my $ret = $node->psql('deploy', 'DROP EXTENSION conveyor', timeout => 60);
 is($ret, 0, 'DROP EXTENSION conveyor completes');
 ok($node->wait_for_log(qr/extension "conveyor" is not installed in database "deploy"; waiting/, $logpos),

@@ -16,8 +16,8 @@ SELECT line FROM (
   SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
          || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
          || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
-         || coalesce(' generated ' || NULLIF(a.attgenerated, ''), '')
-         || coalesce(' identity ' || NULLIF(a.attidentity, ''), '')
+         || coalesce(' generated ' || NULLIF(a.attgenerated::text, ''), '')
+         || coalesce(' identity ' || NULLIF(a.attidentity::text, ''), '')
     FROM pg_attribute a JOIN rels r ON r.oid = a.attrelid
     LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
    WHERE a.attnum > 0 AND NOT a.attisdropped
@@ -33,7 +33,7 @@ SELECT line FROM (
   SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN rels r ON r.oid = t.tgrelid
    WHERE NOT t.tgisinternal
   UNION ALL
-  SELECT 'policy ' || p.polrelid::regclass || ' ' || p.polname || ' ' || p.polcmd || ' '
+  SELECT 'policy ' || p.polrelid::regclass || ' ' || p.polname || ' ' || p.polcmd::text || ' '
          || coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
     FROM pg_policy p JOIN rels r ON r.oid = p.polrelid
   UNION ALL
