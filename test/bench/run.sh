@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# make bench: every benchmark, each figure printed beside a baseline measured
+# in the same run (docs: DESIGN.md, principle 8), then a summary.
+#   planner  test/bench/bench_plan.c: src/plan.c against qsort of as many keys
+#   engine   test/bench/engine.sh: pushes on a throwaway cluster against
+#            pgbench -N on the same cluster
+# Exits non-zero only when a benchmark finds a wrong result, never on timing.
+# PostgreSQL refuses to run as root, so as root this re-runs itself as the
+# postgres user on a copy of the tree that user owns (as test/run-tests.sh).
+set -uo pipefail
+
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+if [[ $(id -u) -eq 0 ]]; then
+  id postgres >/dev/null 2>&1 || { echo "bench: user postgres is missing (run make deps)" >&2; exit 1; }
+  work=$(mktemp -d /tmp/conveyor-bench-src.XXXXXX)
+  tar -C "$src" --exclude=./.git --exclude=./.demo -cf - . | tar -C "$work" -xf -
+  chown -R postgres:postgres "$work"
+  runuser -u postgres -- env PATH="$PATH" bash "$work/test/bench/run.sh"
+  rc=$?
+  rm -rf "$work"
+  exit $rc
+fi
+
+tmp=$(mktemp -d /tmp/conveyor-bench-run.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+summary=$tmp/summary
+# summary rows: figure, value, baseline (measured in this run), ratio, target, result
+row() { printf '%-22s %-34s %-44s %-8s %-9s %s\n' "$@" >>"$summary"; }
+is() { awk "BEGIN { exit !($1) }"; }
+row figure value "baseline (same run)" ratio target result
+rc=0
+start=$(date +%s)
+
+echo "==== planner (test/bench/bench_plan.c, gcc -O2) ===="
+if gcc -O2 -Wall -Wextra -Werror -std=gnu99 -I"$src/src" "$src/src/plan.c" "$src/test/bench/bench_plan.c" \
+       -o "$tmp/bench_plan" 2>"$tmp/bench_plan.err"; then
+  "$tmp/bench_plan" | tee "$tmp/plan.out"
+  prc=${PIPESTATUS[0]}
+  if [[ $prc -ne 0 ]]; then
+    rc=1; row "planner correctness" "FAILED" "bench_plan exited $prc" - - FAILED
+  fi
+  # planner  1000000 subunits:    69.89 ms (baseline qsort  1000000 keys:   123.93 ms, ratio 0.56)
+  read -r ms base ratio < <(awk '/^planner +1000000 subunits/ {
+      for (i = 1; i <= NF; i++) if ($i == "ms" || $i == "ms,") v[++n] = $(i - 1); gsub(/\)/, "", $NF); print v[1], v[2], $NF }' "$tmp/plan.out")
+  if [[ -n "${ms:-}" ]]; then
+    row "planner 1M subunits" "$ms ms" "qsort of 1M random keys $base ms" "$ratio" "< 1000 ms" "$(is "$ms < 1000" && echo met || echo 'not met')"
+  fi
+  # growth of the time per subunit from 10k to 1M, beside qsort's (n log n: about x1.5) in the same run
+  read -r p10 p1m q10 q1m < <(awk '/^planner +10000 subunits/ { for (i = 1; i <= NF; i++) if ($i == "ms" || $i == "ms,") v[++n] = $(i - 1); a = v[1]; b = v[2]; n = 0 }
+                                   /^planner +1000000 subunits/ { for (i = 1; i <= NF; i++) if ($i == "ms" || $i == "ms,") v[++n] = $(i - 1); c = v[1]; d = v[2]; n = 0 }
+                                   END { print a, c, b, d }' "$tmp/plan.out")
+  if [[ -n "${q1m:-}" ]]; then
+    g=$(awk "BEGIN { printf \"%.2f\", ($p1m / 1000) / ($p10 / 10) }")
+    gq=$(awk "BEGIN { printf \"%.2f\", ($q1m / 1000) / ($q10 / 10) }")
+    row "planner linearity" "time/subunit 1M vs 10k: x$g" "qsort's time/key 1M vs 10k: x$gq" "-" "x1 (<1.5)" "$(is "$g < 1.5" && echo met || echo 'not met')"
+  fi
+else
+  cat "$tmp/bench_plan.err"
+  row "planner build" "FAILED" "see the compiler's messages above" - - FAILED
+  rc=1
+fi
+
+echo
+echo "==== engine (test/bench/engine.sh) ===="
+if ! bash "$src/test/bench/engine.sh" "$summary"; then
+  rc=1
+  grep -q '^engine correctness' "$summary" || row "engine correctness" "FAILED" "engine.sh stopped early (see above)" - - FAILED
+fi
+
+echo
+echo "==== summary ($(( $(date +%s) - start )) s; every baseline measured in this run) ===="
+cat "$summary"
+exit $rc
