@@ -33,7 +33,7 @@ SELECT results_eq(format($$SELECT actor::text COLLATE "default", reason, detail-
 SELECT is(ARRAY(SELECT actor FROM conveyor.push_event WHERE push_id = :p AND kind <> 'push_started'),
           array_fill(NULL::name, ARRAY[11]), 'timeline: the engine acts under no actor');
 -- the tables can be rebuilt from the events
-SELECT is((SELECT sum((detail->>'sent')::int) FROM conveyor.push_event WHERE push_id = :p AND kind = 'update_batch'),
+SELECT is((SELECT sum((detail->>'sent')::int + coalesce((detail->>'done')::int, 0)) FROM conveyor.push_event WHERE push_id = :p AND kind = 'update_batch'),
           (SELECT count(*) FROM conveyor.push_subunit WHERE push_id = :p AND state = 'done'),
           'rebuild: updates sent per the events = subunits done');
 SELECT is(ARRAY(SELECT (detail->>'updated')::int FROM conveyor.push_event

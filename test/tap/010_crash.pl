@@ -310,14 +310,14 @@ no_rows('every planned update was sent once and confirmed (push_subunit attempts
 no_rows('each started phase sent (update_batch events) exactly its targets, one row each', q{
 	SELECT ph.push_id, ph.position, ph.targets,
 	       (SELECT count(*) FROM conveyor.push_subunit ps WHERE ps.push_id = ph.push_id AND ps.phase = ph.position) AS rows,
-	       (SELECT sum((e.detail->>'sent')::int) FROM conveyor.push_event e
+	       (SELECT sum((e.detail->>'sent')::int + coalesce((e.detail->>'done')::int, 0)) FROM conveyor.push_event e
 	         WHERE e.push_id = ph.push_id AND e.phase = ph.position AND e.kind = 'update_batch') AS sent
 	  FROM conveyor.push_phase ph
 	 WHERE ph.state <> 'pending'
 	   AND (ph.targets IS DISTINCT FROM
 	          (SELECT count(*) FROM conveyor.push_subunit ps WHERE ps.push_id = ph.push_id AND ps.phase = ph.position)
 	        OR ph.targets IS DISTINCT FROM
-	          (SELECT coalesce(sum((e.detail->>'sent')::int), 0) FROM conveyor.push_event e
+	          (SELECT coalesce(sum((e.detail->>'sent')::int + coalesce((e.detail->>'done')::int, 0)), 0) FROM conveyor.push_event e
 	            WHERE e.push_id = ph.push_id AND e.phase = ph.position AND e.kind = 'update_batch'))
 	 ORDER BY 1, 2});
 

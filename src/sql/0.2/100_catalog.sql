@@ -94,6 +94,7 @@ CREATE TABLE conveyor.push (
     state             text NOT NULL DEFAULT 'running'
                       CHECK (state IN ('running', 'paused', 'succeeded', 'failed', 'cancelled', 'reverted')),
     phase             int NOT NULL DEFAULT 0,
+    phases            int NOT NULL DEFAULT 1,
     step              text NOT NULL DEFAULT 'plan' CHECK (step IN ('plan', 'update', 'confirm', 'bake')),
     outcome           text CHECK (outcome IN ('success', 'good failure', 'bad failure')),
     outcome_reason    text,
@@ -113,6 +114,7 @@ COMMENT ON TABLE conveyor.push IS 'Pushes: one run of a push plan deploying a ve
 COMMENT ON COLUMN conveyor.push.kind IS 'push, or revert: returning the subunits a push updated to the versions they ran before';
 COMMENT ON COLUMN conveyor.push.state IS 'running or paused while active; succeeded, failed, cancelled or reverted once ended';
 COMMENT ON COLUMN conveyor.push.phase IS 'current phase (position, from 0)';
+COMMENT ON COLUMN conveyor.push.phases IS 'number of phases, the completion phase included';
 COMMENT ON COLUMN conveyor.push.step IS 'where the current phase is: plan, update, confirm, bake';
 COMMENT ON COLUMN conveyor.push.outcome IS 'success, good failure (an expected stop) or bad failure (unexpected); see docs/push-engine.md';
 COMMENT ON COLUMN conveyor.push.seed IS 'fixes which subunits each phase picks, so re-planning after a crash picks the same';

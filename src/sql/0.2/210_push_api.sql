@@ -105,6 +105,7 @@ BEGIN
     -- the completion phase: no push leaves a service half-pushed
     INSERT INTO conveyor.push_phase (push_id, position, scope, amount, bake, fault_tolerance, implicit)
     VALUES (v_id, n_phases, '*', '100%', '0', 0, true);
+    UPDATE conveyor.push SET phases = n_phases + 1 WHERE id = v_id;
 
     PERFORM conveyor._event(v_id, 'push_started', NULL,
         jsonb_build_object('service', s.name, 'version', version, 'plan', v_plan, 'phases', n_phases + 1),
@@ -175,9 +176,9 @@ BEGIN
       FROM conveyor.push_subunit WHERE push_id = p.id AND state IN ('done', 'sent') AND from_version IS NOT NULL
      GROUP BY from_version ORDER BY count(*) DESC, from_version LIMIT 1;
 
-    INSERT INTO conveyor.push (service, version, kind, reverts, plan, seed, next_step_at, step,
+    INSERT INTO conveyor.push (service, version, kind, reverts, plan, seed, next_step_at, step, phases,
                                started_by, start_reason)
-    VALUES (p.service, coalesce(v_version, p.version), 'revert', p.id, p.plan, 0, clock_timestamp(), 'update',
+    VALUES (p.service, coalesce(v_version, p.version), 'revert', p.id, p.plan, 0, clock_timestamp(), 'update', 1,
             coalesce(p_actor, p.started_by), p_reason)
     RETURNING id INTO v_id;
     UPDATE conveyor.push SET seed = v_id WHERE id = v_id;
@@ -195,7 +196,8 @@ BEGIN
     PERFORM conveyor._event(v_id, 'push_started', NULL,
         jsonb_build_object('service', p.service, 'reverts', p.id, 'subunits', n), p_actor, p_reason);
     PERFORM conveyor._event(v_id, 'phase_started', 0,
-        jsonb_build_object('targets', n, 'already', 0) || conveyor._timing());
+        jsonb_build_object('targets', n, 'already', 0)
+        || conveyor._timing(clock_timestamp(), clock_timestamp(), 0));
     PERFORM conveyor._wake();
     RETURN v_id;
 END $$;

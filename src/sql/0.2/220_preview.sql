@@ -19,7 +19,7 @@ BEGIN
     v_plan := coalesce(plan, s.plan);
     PERFORM conveyor._push_plan_check(v_plan);
     SELECT * INTO t FROM conveyor.push_type WHERE name = s.push_type;
-    u := conveyor._get_units(s, t);
+    u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
     RETURN QUERY
     WITH phases AS (
         SELECT ph.position, ph.scope, ph.amount, ph.bake, ph.fault_tolerance
@@ -50,7 +50,7 @@ COMMENT ON FUNCTION conveyor.plan_preview(text, text, text) IS
 
 CREATE VIEW conveyor.pushes AS
 SELECT p.id, p.service, p.version, p.kind, p.reverts, p.state,
-       format('%s/%s', p.phase + 1, (SELECT count(*) FROM conveyor.push_phase ph WHERE ph.push_id = p.id)) AS phase,
+       format('%s/%s', p.phase + 1, p.phases) AS phase,
        p.step, p.outcome, p.outcome_reason, p.started_by, p.start_reason,
        p.created_at, p.ended_at, coalesce(p.ended_at, now()) - p.created_at AS duration
   FROM conveyor.push p;

@@ -95,8 +95,9 @@ COMMENT ON VIEW conveyor.sim_subunit_now IS
 
 -- The fleet a service's push_type_config names; every verb starts here so a
 -- misconfigured service fails the same clear way whichever verb runs first.
+-- (Called on every verb call, so it checks inline, with no nested call or search_path switch.)
 CREATE FUNCTION conveyor._sim_config_fleet(service text, config jsonb) RETURNS text
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql STABLE AS $$
 DECLARE
     f text := config->>'fleet';
 BEGIN
@@ -107,7 +108,9 @@ BEGIN
                                   coalesce(config::text, 'NULL')),
                   HINT = 'Set push_type_config => ''{"fleet": "demo"}'' after SELECT conveyor.sim_fleet_create(''demo'').';
     END IF;
-    PERFORM conveyor._sim_fleet_check(f, format('push_type_config of service "%s" names it', service));
+    IF NOT EXISTS (SELECT FROM conveyor.sim_fleet fl WHERE fl.name = f) THEN
+        PERFORM conveyor._sim_fleet_check(f, format('push_type_config of service "%s" names it', service));
+    END IF;
     RETURN f;
 END $$;
 COMMENT ON FUNCTION conveyor._sim_config_fleet(text, jsonb) IS
@@ -186,20 +189,17 @@ COMMENT ON FUNCTION conveyor._sim_size_check(bigint, bigint, text) IS
 
 -- ---------------------------------------------------------------- the push-type verbs
 
+-- Plain SQL without SET clauses, so the planner inlines it into the engine's
+-- query: this verb runs twice per phase of every push.
 CREATE FUNCTION conveyor.sim_get_units(service text, config jsonb)
     RETURNS TABLE (unit text, labels jsonb, subunit text, version text, status text)
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    f text := conveyor._sim_config_fleet(service, config);
-BEGIN
+    LANGUAGE sql STABLE AS $$
     -- LEFT JOIN: a unit with no subunits still appears, once, with NULLs.
-    RETURN QUERY
     SELECT u.unit, u.labels, s.subunit, s.version, s.status
       FROM conveyor.sim_unit u
       LEFT JOIN conveyor.sim_subunit_now s ON s.fleet = u.fleet AND s.unit = u.unit
-     WHERE u.fleet = f;
-END $$;
+     WHERE u.fleet = conveyor._sim_config_fleet(service, config);
+$$;
 COMMENT ON FUNCTION conveyor.sim_get_units(text, jsonb) IS
     'simulated push type, get units: one row per subunit of the fleet in config->>''fleet'' '
     '(status ok, updating or unreachable); a unit with no subunits appears once with NULLs';
@@ -268,20 +268,18 @@ BEGIN
           FROM judged j
          WHERE j.apply AND s.fleet = f AND s.unit = j.unit AND s.subunit = j.subunit
     )
-    SELECT j.unit, j.subunit, j.error FROM judged j WHERE j.error IS NOT NULL ORDER BY j.ord;
+    -- refused updates, and (with no update time) the ones already done
+    SELECT j.unit, j.subunit, j.error FROM judged j
+     WHERE j.error IS NOT NULL OR (j.apply AND took = '0') ORDER BY j.ord;
 END $$;
 COMMENT ON FUNCTION conveyor.sim_send_update(text, jsonb, jsonb) IS
     'simulated push type, send update: starts each update in the array (taking the fleet''s update_time); '
     'returns one row per refused update; re-sending a key is a no-op';
 
+-- Plain SQL without SET clauses, so the planner inlines it (see sim_get_units).
 CREATE FUNCTION conveyor.sim_check_health(service text, config jsonb, units text[])
     RETURNS TABLE (unit text, healthy boolean, reason text)
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    f text := conveyor._sim_config_fleet(service, config);
-BEGIN
-    RETURN QUERY
+    LANGUAGE sql STABLE AS $$
     SELECT u.unit, h.bad = 0,
            CASE WHEN h.bad > 0 THEN
                format('%s %s faulty (marked by conveyor.sim_version_set_faulty) on %s of %s subunits',
@@ -298,8 +296,8 @@ BEGIN
              FROM conveyor.sim_subunit_now s
             WHERE s.fleet = u.fleet AND s.unit = u.unit) h
      -- NULL asks for every unit, which is handy by hand
-     WHERE u.fleet = f AND (units IS NULL OR u.unit = ANY (units));
-END $$;
+     WHERE u.fleet = conveyor._sim_config_fleet(service, config) AND (units IS NULL OR u.unit = ANY (units));
+$$;
 COMMENT ON FUNCTION conveyor.sim_check_health(text, jsonb, text[]) IS
     'simulated push type, check health: a unit is unhealthy while any of its subunits runs a version '
     'marked faulty; one row per requested unit that exists (NULL: every unit)';
