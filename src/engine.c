@@ -95,20 +95,35 @@ engine_exec(const char *sql, int64 id, const char *a, const char *b, int nargs)
 }
 
 /*
- * Advance push id one step inside a subtransaction; on error roll the step
- * back, log it, and record it on the push (retry, or a bad failure).
+ * Claim a due push and advance it one step, both inside one subtransaction;
+ * return the push's id, or 0 if none was due. On error the step is rolled back
+ * (which also drops the claim), logged, and recorded on the push: retried, or
+ * a bad failure.
+ *
+ * Claiming inside the subtransaction matters: a row locked by the parent and
+ * updated by a subtransaction (a different xid) needs a MultiXact to remember
+ * both, and resolving those was a large share of the engine's CPU.
  */
-static void
-engine_step(int64 id)
+static int64
+engine_claim_and_step(void)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
+	int64		id = 0;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		engine_exec("SELECT conveyor._push_step($1)", id, NULL, NULL, 1);
+		id = engine_claim();
+		if (id != 0)
+		{
+			char		activity[64];
+
+			snprintf(activity, sizeof(activity), "conveyor: advancing push " INT64_FORMAT, id);
+			pgstat_report_activity(STATE_RUNNING, activity);
+			engine_exec("SELECT conveyor._push_step($1)", id, NULL, NULL, 1);
+		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -124,6 +139,9 @@ engine_step(int64 id)
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 
+		/* an error before a push was claimed is the worker's, not a push's */
+		if (id == 0)
+			ReThrowError(edata);
 		ereport(WARNING,
 				(errmsg("conveyor: step of push " INT64_FORMAT " failed: %s", id, edata->message),
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
@@ -132,6 +150,7 @@ engine_step(int64 id)
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	return id;
 }
 
 /*
@@ -144,11 +163,10 @@ cv_engine_work(MemoryContext loop_context)
 	for (int n = 0; n < ENGINE_BURST; n++)
 	{
 		int64		id;
-		char		activity[64];
 
 		CHECK_FOR_INTERRUPTS();
 		cv_txn_begin("conveyor: looking for a due push");
-		id = engine_claim();
+		id = engine_claim_and_step();
 		if (id == 0)
 		{
 			long		ms = engine_next_due_ms();
@@ -156,9 +174,6 @@ cv_engine_work(MemoryContext loop_context)
 			cv_txn_commit();
 			return ms;
 		}
-		snprintf(activity, sizeof(activity), "conveyor: advancing push " INT64_FORMAT, id);
-		pgstat_report_activity(STATE_RUNNING, activity);
-		engine_step(id);
 		cv_txn_commit();
 		MemoryContextReset(loop_context);
 	}
