@@ -121,4 +121,9 @@ echo
 echo "==== summary ===="
 printf '%s\n' "${summary[@]}"
 echo "Total: $total_pass passed, $total_fail failed"
+if [[ $total_fail -eq 0 ]]; then
+  cleanup; rm -rf "$tmp"
+else
+  echo "(clusters, logs and results kept in $tmp)"
+fi
 [[ $total_fail -eq 0 ]]
