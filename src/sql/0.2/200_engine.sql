@@ -159,6 +159,8 @@ DECLARE
     budget int := 16;
     n_pending int;                  -- carried between sub-steps; NULL = unknown
     n_sent int;
+    acc_done int;                   -- the phase's outcomes so far, when it was planned
+    acc_failed int;                 -- in this step (else NULL: count them from the table)
     n_targets int;
     n_already int;
     n_done int;
@@ -248,6 +250,7 @@ BEGIN
                 dirty := dirty || ph.position;
                 p.step := 'update'; p.errors := 0;
                 n_pending := n_targets; n_sent := 0;
+                acc_done := 0; acc_failed := 0;
                 evs := evs || jsonb_build_object('kind', 'phase_started', 'phase', p.phase, 'at', clock_timestamp(),
                     'detail', jsonb_build_object('targets', n_targets, 'already', n_already,
                                                  'units', (SELECT count(DISTINCT x) FROM unnest(u.units) x),
@@ -354,6 +357,7 @@ BEGIN
                          WHERE r.state IS NOT NULL AND ps.push_id = p.id AND ps.unit = r.unit AND ps.subunit = r.subunit
                         RETURNING 1)
                     SELECT n_sent - count(*) INTO n_sent FROM changed;
+                    acc_done := NULL; acc_failed := NULL;   -- outcomes landed outside the batches
                 END IF;
 
                 -- send: the next batch, keeping at most max_in_flight updates in flight
@@ -395,6 +399,8 @@ BEGIN
                                   || conveyor._timing(v_due, v_started, v_pt));
                     n_pending := n_pending - n_batch;
                     n_sent := n_sent + n_batch_sent;
+                    acc_done := acc_done + n_batch_done;
+                    acc_failed := acc_failed + n_batch_refused;
                     p.errors := 0;
                 END IF;
 
@@ -408,10 +414,14 @@ BEGIN
                     p.errors := 0;
                 ELSE
                     -- every target resolved: judge the phase
-                    SELECT count(*) FILTER (WHERE x.state = 'done'), count(*) FILTER (WHERE x.state = 'failed'),
-                           count(*) FILTER (WHERE x.state = 'gone')
-                      INTO n_done, n_failed, n_gone
-                      FROM conveyor.push_subunit x WHERE x.push_id = p.id AND x.phase = p.phase;
+                    IF acc_done IS NOT NULL THEN
+                        n_done := acc_done; n_failed := acc_failed; n_gone := 0;
+                    ELSE
+                        SELECT count(*) FILTER (WHERE x.state = 'done'), count(*) FILTER (WHERE x.state = 'failed'),
+                               count(*) FILTER (WHERE x.state = 'gone')
+                          INTO n_done, n_failed, n_gone
+                          FROM conveyor.push_subunit x WHERE x.push_id = p.id AND x.phase = p.phase;
+                    END IF;
                     ph.updated := n_done; ph.failed := n_failed; ph.gone := n_gone;
                     ph.updates_done_at := clock_timestamp();
                     ph.bake_until := clock_timestamp()
@@ -434,7 +444,7 @@ BEGIN
                         END IF;
                         next_at := clock_timestamp();
                     END IF;
-                    n_pending := NULL; n_sent := NULL;
+                    n_pending := NULL; n_sent := NULL; acc_done := NULL; acc_failed := NULL;
                 END IF;
             END IF;
         EXCEPTION WHEN OTHERS THEN
@@ -454,7 +464,7 @@ BEGIN
                                                  'attempt', p.errors, 'retry_limit', s.retry_limit));
                 next_at := conveyor._retry_at(p.errors);
             END IF;
-            n_pending := NULL; n_sent := NULL;
+            n_pending := NULL; n_sent := NULL; acc_done := NULL; acc_failed := NULL;
         END;
 
         phs[p.phase + 1] := ph;

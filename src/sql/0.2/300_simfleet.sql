@@ -206,20 +206,24 @@ COMMENT ON FUNCTION conveyor.sim_get_units(text, jsonb) IS
 
 CREATE FUNCTION conveyor.sim_send_update(service text, config jsonb, updates jsonb)
     RETURNS TABLE (unit text, subunit text, error text)
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
-    f text := conveyor._sim_config_fleet(service, config);
+    f text := config->>'fleet';
     took interval;
 BEGIN
+    -- KEY SHARE: the fleet cannot be dropped while this sends. (One query for
+    -- the common case; the full check and its errors only when it finds nothing.)
+    SELECT fl.update_time INTO took FROM conveyor.sim_fleet fl WHERE fl.name = f FOR KEY SHARE;
+    IF NOT FOUND OR jsonb_typeof(config->'fleet') <> 'string' THEN
+        PERFORM conveyor._sim_config_fleet(service, config);
+    END IF;
     IF updates IS NULL OR jsonb_typeof(updates) <> 'array' THEN
         RAISE EXCEPTION 'updates must be a JSON array'
             USING ERRCODE = '22023',
                   DETAIL = format('conveyor.sim_send_update got %s.', coalesce(left(updates::text, 200), 'NULL')),
                   HINT = 'Pass [{"unit": ..., "subunit": ..., "version": ..., "key": ...}, ...].';
     END IF;
-    -- KEY SHARE: the fleet cannot be dropped while this sends.
-    SELECT fl.update_time INTO took FROM conveyor.sim_fleet fl WHERE fl.name = f FOR KEY SHARE;
 
     -- Lock the target rows first, in key order (no deadlock between two
     -- senders), so the next statement's fresh snapshot sees settled keys.
