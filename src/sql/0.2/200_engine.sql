@@ -179,6 +179,8 @@ DECLARE
     end_outcome text;
     end_reason text;
     unhealthy_reason text;
+    phase_done boolean;             -- the current phase passed in this sub-step
+    phase_done_reason text;
 BEGIN
     SELECT * INTO p FROM conveyor.push WHERE id = p_id FOR UPDATE;
     IF NOT FOUND OR p.state <> 'running' THEN
@@ -197,6 +199,8 @@ BEGIN
         next_at := NULL;
         verb := NULL;
         unhealthy_reason := NULL;
+        phase_done := false;
+        phase_done_reason := NULL;
 
         BEGIN
             IF p.step = 'plan' THEN
@@ -258,17 +262,7 @@ BEGIN
                               || conveyor._timing(v_due, v_started, v_pt));
                 IF n_targets = 0 THEN
                     -- needs-push said no everywhere in scope: nothing to update, nothing to bake
-                    ph.state := 'succeeded'; ph.ended_at := clock_timestamp();
-                    evs := evs || jsonb_build_object('kind', 'phase_succeeded', 'phase', p.phase,
-                        'at', clock_timestamp(), 'reason', 'nothing to update',
-                        'detail', conveyor._timing(v_due, v_started, v_pt));
-                    IF p.phase + 1 >= p.phases THEN
-                        end_state := 'succeeded';
-                    ELSE
-                        phs[p.phase + 1] := ph;
-                        p.phase := p.phase + 1; p.step := 'plan';
-                        ph := phs[p.phase + 1];
-                    END IF;
+                    phase_done := true; phase_done_reason := 'nothing to update';
                 END IF;
                 next_at := clock_timestamp();
 
@@ -297,17 +291,7 @@ BEGIN
                 IF unhealthy_reason IS NULL THEN
                     p.errors := 0;
                     IF clock_timestamp() >= ph.bake_until THEN
-                        ph.state := 'succeeded'; ph.ended_at := clock_timestamp();
-                        dirty := dirty || ph.position;
-                        evs := evs || jsonb_build_object('kind', 'phase_succeeded', 'phase', p.phase,
-                            'at', clock_timestamp(), 'detail', conveyor._timing(v_due, v_started, v_pt));
-                        IF p.phase + 1 >= p.phases THEN
-                            end_state := 'succeeded';
-                        ELSE
-                            phs[p.phase + 1] := ph;
-                            p.phase := p.phase + 1; p.step := 'plan';
-                            ph := phs[p.phase + 1];
-                        END IF;
+                        phase_done := true;
                         next_at := clock_timestamp();
                     ELSE
                         next_at := least(ph.bake_until, clock_timestamp() + s.health_interval);
@@ -467,7 +451,22 @@ BEGIN
             n_pending := NULL; n_sent := NULL; acc_done := NULL; acc_failed := NULL;
         END;
 
+        -- the phase passed: on to the next one, or the push succeeded
+        IF phase_done THEN
+            ph.state := 'succeeded'; ph.ended_at := clock_timestamp();
+            dirty := dirty || ph.position;
+            evs := evs || jsonb_build_object('kind', 'phase_succeeded', 'phase', p.phase, 'at', clock_timestamp(),
+                'reason', phase_done_reason, 'detail', conveyor._timing(v_due, v_started, v_pt));
+        END IF;
         phs[p.phase + 1] := ph;
+        IF phase_done THEN
+            IF p.phase + 1 >= p.phases THEN
+                end_state := 'succeeded';
+            ELSE
+                p.phase := p.phase + 1; p.step := 'plan';
+                ph := phs[p.phase + 1];
+            END IF;
+        END IF;
 
         -- an unhealthy verdict: the service's failure policy
         IF unhealthy_reason IS NOT NULL THEN
