@@ -9,7 +9,6 @@
 
 #include "postgres.h"
 
-#include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 
@@ -37,7 +36,6 @@ typedef struct CvShared
 	Latch	   *launcher_latch;
 	Oid			dropping_db;	/* database being dropped: keep workers out */
 	CvWorkerSlot workers[CV_MAX_WORKERS];
-	pg_atomic_uint64 wakeups;	/* count of wakes, for tests and stats */
 } CvShared;
 
 extern CvShared *cv_shared;

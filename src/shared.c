@@ -42,7 +42,6 @@ cv_shmem_startup(void)
 		memset(cv_shared, 0, sizeof(CvShared));
 		SpinLockInit(&cv_shared->mutex);
 		cv_shared->dropping_db = InvalidOid;
-		pg_atomic_init_u64(&cv_shared->wakeups, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -80,7 +79,6 @@ cv_wake_workers(void)
 	/* SetLatch outside the spinlock: it may signal another process */
 	for (int i = 0; i < n; i++)
 		SetLatch(latches[i]);
-	pg_atomic_fetch_add_u64(&cv_shared->wakeups, 1);
 	cv_wake_launcher();
 }
 

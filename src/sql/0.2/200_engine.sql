@@ -50,9 +50,10 @@ CREATE FUNCTION conveyor._call_check_health(fn regprocedure, service text, confi
 COMMENT ON FUNCTION conveyor._call_check_health(regprocedure, text, jsonb, text[]) IS
     'internal: calls a check_health verb; units checked and the unhealthy ones with reasons';
 
--- End a push in a final state with its outcome class and reason.
+-- End a push in a final state with its outcome class and reason, for the SQL
+-- actions (the engine ends pushes in memory, in _push_step).
 CREATE FUNCTION conveyor._push_end(p_id bigint, p_state text, p_outcome text, p_reason text,
-                                   p_actor name DEFAULT NULL, p_timing jsonb DEFAULT '{}')
+                                   p_actor name DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_phase int;
@@ -69,9 +70,9 @@ BEGIN
     END IF;
     INSERT INTO conveyor.push_event (push_id, kind, phase, actor, reason, detail)
     VALUES (p_id, 'push_' || p_state, v_phase, p_actor, p_reason,
-            jsonb_build_object('outcome', p_outcome) || coalesce(p_timing, '{}'));
+            jsonb_build_object('outcome', p_outcome));
 END $$;
-COMMENT ON FUNCTION conveyor._push_end(bigint, text, text, text, name, jsonb) IS
+COMMENT ON FUNCTION conveyor._push_end(bigint, text, text, text, name) IS
     'internal: ends a push (succeeded, failed, cancelled, reverted) with its outcome';
 
 -- When to retry the n-th failed push-type call: 1s, 2s, 4s ... capped at a
