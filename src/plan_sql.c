@@ -19,6 +19,7 @@ PG_FUNCTION_INFO_V1(cv_scope_check);
 PG_FUNCTION_INFO_V1(cv_amount_check);
 PG_FUNCTION_INFO_V1(cv_amount_cmp);
 PG_FUNCTION_INFO_V1(cv_plan_targets);
+PG_FUNCTION_INFO_V1(cv_scope_unit_count);
 
 /* The planner's messages are lower-case fragments; a DETAIL is a sentence. */
 static char *
@@ -312,4 +313,67 @@ cv_plan_targets(PG_FUNCTION_ARGS)
 	for (int p = 0; p < nscopes; p++)
 		cv_scope_free((CvScope *) phases[p].scope);
 	PG_RETURN_NULL();
+}
+
+/*
+ * SQL: conveyor._scope_unit_count(scope text, units text[], labels jsonb[])
+ *   RETURNS int
+ *
+ * How many distinct units the scope matches; row i of units and labels is one
+ * subunit row as get_units returns them (a unit repeats once per subunit).
+ * push_start refuses a plan with a phase whose scope matches no unit.
+ */
+Datum
+cv_scope_unit_count(PG_FUNCTION_ARGS)
+{
+	CvScope    *scope;
+	char	  **unit_names;
+	Datum	   *label_datums;
+	bool	   *label_nulls;
+	int			nrows,
+				nlabels,
+				count = 0;
+	int		   *order;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("arguments of conveyor._scope_unit_count must not be null")));
+	scope = scope_parse_or_error(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	nrows = text_array_cstrings(PG_GETARG_ARRAYTYPE_P(1), &unit_names);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), JSONBOID, -1, false, TYPALIGN_INT,
+					  &label_datums, &label_nulls, &nlabels);
+	if (nlabels != nrows)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("unit and label arrays must have the same length")));
+
+	/* each unit once: rows sorted by unit name, the first row of a run counts */
+	order = palloc(sizeof(int) * Max(nrows, 1));
+	for (int i = 0; i < nrows; i++)
+	{
+		if (unit_names[i] == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("unit name of row %d is null", i + 1)));
+		order[i] = i;
+	}
+	sort_units = unit_names;
+	qsort(order, nrows, sizeof(int), cmp_row_unit);
+	for (int k = 0; k < nrows; k++)
+	{
+		int			i = order[k];
+		CvUnit		unit = {0};
+		CvLabel    *labels;
+
+		if (k > 0 && strcmp(unit_names[order[k - 1]], unit_names[i]) == 0)
+			continue;
+		unit.name = unit_names[i];
+		unit.nlabels = jsonb_labels(label_nulls[i] ? NULL : DatumGetJsonbP(label_datums[i]), &labels);
+		unit.labels = labels;
+		if (cv_scope_matches(scope, &unit))
+			count++;
+	}
+	cv_scope_free(scope);
+	PG_RETURN_INT32(count);
 }
