@@ -101,11 +101,16 @@ send_error(struct MHD_Connection *c, unsigned code, const char *hname, const cha
 	char    msg[300];
 	va_list ap;
 
+	json_t *body;
+	char   *text;
+
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return send_text(c, code, json_dumps(json_pack("{s:s}", "error", msg) ?: json_null(), JSON_COMPACT),
-					 "application/json", hname, hvalue);
+	body = json_pack("{s:s}", "error", msg);
+	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	return send_text(c, code, text, "application/json", hname, hvalue);
 }
 
 /* Does the request carry "Authorization: Bearer <our token>"? Compared in constant time. */

@@ -359,12 +359,13 @@ start_version(instance *in, const char *version, uint64_t gen)
 	if (!pid)
 	{
 		in->status = INST_FAILED;
-		snprintf(in->reason, sizeof(in->reason), "cannot start: %s", why);
+		snprintf(in->reason, sizeof(in->reason), "cannot start: %.180s", why);
 		pthread_mutex_unlock(&agent.lock);
 		agent_log("%s/%s: %s", in->unit->name, in->name, in->reason);
 		return START_DIED;
 	}
 	in->pid = pid;
+	free(in->running);              /* set when the previous process died on its own */
 	in->running = strdup(version);   /* NULL only when out of memory: then reported as unknown */
 	pthread_mutex_unlock(&agent.lock);
 	agent_log("%s/%s: started version %s (pid %d, port %d)", in->unit->name, in->name, version,
@@ -384,7 +385,7 @@ start_version(instance *in, const char *version, uint64_t gen)
 			in->status = INST_FAILED;
 			in->probe_passed = false;
 			describe_exit(st, why, sizeof(why));
-			snprintf(in->reason, sizeof(in->reason), "version %s %s after %lld ms", version, why,
+			snprintf(in->reason, sizeof(in->reason), "version %.100s %.60s after %lld ms", version, why,
 					 (long long) up);
 			pthread_mutex_unlock(&agent.lock);
 			agent_log("%s/%s: %s", in->unit->name, in->name, in->reason);
@@ -411,7 +412,7 @@ start_version(instance *in, const char *version, uint64_t gen)
 			if (now_ms() - started >= agent.start_timeout_ms)
 			{
 				in->status = INST_FAILED;
-				snprintf(in->reason, sizeof(in->reason), "version %s not healthy within %d ms: %s",
+				snprintf(in->reason, sizeof(in->reason), "version %.60s not healthy within %d ms: %.100s",
 						 version, agent.start_timeout_ms, p.error);
 				pthread_mutex_unlock(&agent.lock);
 				agent_log("%s/%s: %s", in->unit->name, in->name, in->reason);
@@ -477,7 +478,7 @@ instance_main(void *arg)
 				in->pid = 0;
 				in->status = INST_FAILED;
 				in->probe_passed = false;
-				snprintf(in->reason, sizeof(in->reason), "version %s %s", in->running ? in->running : "?", why);
+				snprintf(in->reason, sizeof(in->reason), "version %.100s %.60s", in->running ? in->running : "?", why);
 				agent_log("%s/%s: %s; restarting in %lld ms", in->unit->name, in->name, in->reason,
 						  (long long) backoff);
 				restart_at = now + backoff;

@@ -89,6 +89,7 @@ serves() { [[ $(curl -s -m 2 "http://127.0.0.1:$1/") == "hello from $2" ]]; }
 metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 # instance_pids: pids of demo-service processes started by this run
 instance_pids() { pgrep -f -- "--faults $work/faults" || true; }
+none_running() { [[ -z $(instance_pids) ]]; }
 
 start_agent() {
   "$agent_bin" -c "$work/agent.json" >>"$work/agent.log" 2>&1 &
@@ -298,7 +299,7 @@ check "demo-service /metrics: requests, errors, a latency histogram" \
 echo "# restarts"
 before=$(instance_pids | sort)
 check "SIGTERM: the agent exits 0" stop_agent
-check "SIGTERM: it stopped every instance" eventually 5 test -z "$(instance_pids)"
+check "SIGTERM: it stopped every instance" eventually 5 none_running
 check "its instances' ports are closed" eval '! curl -s -m 1 -o /dev/null http://127.0.0.1:$((port + 1))/'
 start_agent
 check "after a restart: the versions it had" \
@@ -313,11 +314,12 @@ check "after a restart: update keys are remembered (no restart for a re-sent key
 out=$("$agent_bin" -c "$work/agent.json" 2>&1); rc=$?
 check "a second agent on the same state directory is refused" test $rc -ne 0 -a "${out/in use/}" != "$out"
 kill -KILL "$agent_pid"; wait "$agent_pid" 2>/dev/null; agent_pid=
-check "SIGKILL of the agent: its instances stop too" eventually 5 test -z "$(instance_pids)"
+if eventually 5 none_running; then ok "SIGKILL of the agent: its instances stop too"
+else bad "SIGKILL of the agent: its instances stop too" "left: $(instance_pids | xargs -r ps -o pid,ppid,stat,etime,args -p)"; fi
 start_agent
 check "and it starts again after SIGKILL" eventually 20 all_at web-eu-1 1.1
 check "clean stop at the end" stop_agent
-check "nothing left running" eventually 5 test -z "$(instance_pids)"
+check "nothing left running" eventually 5 none_running
 
 echo "# fault server"
 python3 "$src/test/http/fault_server.py" --token "$token" --port-file "$work/fault.port" >"$work/fault.log" 2>&1 &
