@@ -41,6 +41,9 @@ fi
 for tool in curl jq python3; do
   command -v $tool >/dev/null || { echo "agent: $tool is missing (make deps)"; echo "0 passed, 1 failed"; exit 1; }
 done
+# the interpreter itself, not a wrapper script (pyenv's shims do not exec):
+# a signal sent to the fault server's pid must reach the server
+py=$(python3 -c 'import sys; print(sys.executable)')
 
 # free_block N: the first of N consecutive loopback ports that are free now.
 # Random bases, so parallel runs rarely meet; a start that still loses a
@@ -322,7 +325,7 @@ check "clean stop at the end" stop_agent
 check "nothing left running" eventually 5 none_running
 
 echo "# fault server"
-python3 "$src/test/http/fault_server.py" --token "$token" --port-file "$work/fault.port" >"$work/fault.log" 2>&1 &
+"$py" "$src/test/http/fault_server.py" --token "$token" --port-file "$work/fault.port" >"$work/fault.log" 2>&1 &
 fault_pid=$!
 if eventually 10 test -s "$work/fault.port"; then
   fport=$(cat "$work/fault.port")
@@ -343,7 +346,8 @@ if eventually 10 test -s "$work/fault.port"; then
   check "fault server: malformed mode answers 200 with invalid JSON" \
     eval "! curl -s -H 'Authorization: Bearer $token' -H 'Conveyor-Protocol: 1' http://127.0.0.1:$fport/v1/units | jq . >/dev/null 2>&1"
   check "fault server: a wrong token gets 401" test "$(code -H 'Conveyor-Protocol: 1' "http://127.0.0.1:$fport/v1/units")" = 401
-  kill -TERM "$fault_pid"; wait "$fault_pid" 2>/dev/null; fault_pid=
+  kill -TERM "$fault_pid"; wait "$fault_pid"; rc=$?; fault_pid=
+  check "fault server: SIGTERM stops it cleanly" test $rc -eq 0
 else
   bad "fault server starts" "$(cat "$work/fault.log")"
 fi

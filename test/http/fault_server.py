@@ -12,7 +12,9 @@ standard library only.
 
 It prints "fault_server listening on HOST:PORT" and, with --port-file, writes
 the port there (--port 0, the default, lets the kernel choose a free one).
-SIGTERM or SIGINT stops it. It binds loopback addresses only.
+SIGTERM or SIGINT stops it (exit 0). It binds loopback addresses only. Start
+it with the interpreter itself (sys.executable) when you will signal its pid:
+a wrapper such as a pyenv shim does not exec, and would take the signal.
 
 Protocol endpoints (need "Authorization: Bearer TOKEN" -> else 401, and
 "Conveyor-Protocol: 1" -> else 400), unless a fault is set for their path:
@@ -38,6 +40,7 @@ Control API (no token; JSON bodies):
                     "update_keys": {"k1": 2, ...},             update keys, times sent
                                                                (both counted also when a fault answered)
                     "updates_applied": {"u0/1": 1, ...},       changes made to a subunit
+                    "versions_applied": {"u0/1": ["v2"], ...}, the versions, in order
                     "auth_failures": 0, "protocol_failures": 0,
                     "in_flight": 0, "max_in_flight": 3}        concurrent /v1 requests
     GET  /_fleet   the fleet as it is now (with its options)
@@ -109,6 +112,7 @@ class State:
         self.request_answers = {}   # idempotency_key -> answer body
         self.stats = {"requests": {}, "requests_total": 0, "faults_served": {},
                       "idempotency_keys": {}, "update_keys": {}, "updates_applied": {},
+                      "versions_applied": {},
                       "auth_failures": 0, "protocol_failures": 0, "in_flight": 0, "max_in_flight": 0}
 
     def bump(self, table, key, n=1):
@@ -386,11 +390,13 @@ class Handler(BaseHTTPRequestHandler):
             elif st.fleet.get("update_mode") == "done":
                 s["version"], s["status"] = version, "ok"
                 st.bump("updates_applied", ref)
+                st.stats["versions_applied"].setdefault(ref, []).append(version)
                 r = {"unit": unit, "subunit": sub, "status": "done", "error": None}
             else:
                 s["version"], s["status"] = version, "updating"
                 st.pending[ref] = (version, time.monotonic() + st.fleet.get("confirm_ms", 0) / 1000.0)
                 st.bump("updates_applied", ref)
+                st.stats["versions_applied"].setdefault(ref, []).append(version)
                 r = {"unit": unit, "subunit": sub, "status": "accepted", "error": None}
             st.key_answers[key] = r
             results.append(r)
@@ -444,18 +450,20 @@ def main():
     srv.token = args.token
     srv.state = State(args.units, args.subunits)
     port = srv.server_address[1]
-    if args.port_file:
-        with open(args.port_file + ".tmp", "w") as f:
-            f.write("%d\n" % port)
-        os.replace(args.port_file + ".tmp", args.port_file)
-    print("fault_server listening on %s:%d" % (args.host, port), flush=True)
 
+    # handlers first: whoever reads the port file may send SIGTERM at once
     def stop(signum, frame):
         STOP.set()
         threading.Thread(target=srv.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write("%d\n" % port)
+        os.replace(args.port_file + ".tmp", args.port_file)
+    print("fault_server listening on %s:%d" % (args.host, port), flush=True)
+
     srv.serve_forever(poll_interval=0.2)
     srv.server_close()
 
