@@ -15,7 +15,7 @@ SQL_VERSIONS = $(shell ls -d src/sql/*/ | xargs -n1 basename | sort -V)
 SQL_SOURCES  = $(wildcard src/sql/*/*.sql) src/sql/finish.sql src/sql/assemble.sh
 SQL_UPDATES  = $(shell p=; for v in $(SQL_VERSIONS); do [ -n "$$p" ] && echo conveyor--$$p--$$v.sql; p=$$v; done)
 DATA_built   = $(foreach v,$(SQL_VERSIONS),conveyor--$(v).sql) $(SQL_UPDATES)
-EXTRA_CLEAN  = $(DATA_built)
+EXTRA_CLEAN  = $(DATA_built) agent/conveyor-agent agent/demo-service
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -DCONVEYOR_BACKEND -I$(srcdir)/src
@@ -28,6 +28,19 @@ include $(PGXS)
 
 $(DATA_built) &: $(SQL_SOURCES)
 	bash src/sql/assemble.sh .
+
+# The reference push-type agent and its demo service (docs/agent.md): plain
+# programs beside the extension, built by `make` but not installed.
+AGENT_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread
+AGENT_SRCS   = $(filter-out agent/demo-service.c,$(sort $(wildcard agent/*.c)))
+
+all: agent/conveyor-agent agent/demo-service
+
+agent/conveyor-agent: $(AGENT_SRCS) agent/agent.h
+	$(CC) $(AGENT_CFLAGS) -o $@ $(AGENT_SRCS) -lmicrohttpd -ljansson -lcurl
+
+agent/demo-service: agent/demo-service.c
+	$(CC) $(AGENT_CFLAGS) -o $@ $< -lmicrohttpd -lm
 
 .PHONY: deps test demo demo-stop bench unit
 

@@ -9,6 +9,7 @@ packages=(
   postgresql-contrib
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
   libcurl4-openssl-dev
+  libmicrohttpd-dev libjansson-dev python3 curl jq
   procps
 )
 

@@ -4,6 +4,8 @@
 #   regress    pg_regress: sql/*.sql against expected/*.out
 #   pgtap      pg_prove: test/pgtap/*.sql
 #   tap        PostgreSQL's Perl TAP framework: test/tap/*.pl (restarts, crashes)
+#   agent      conveyor-agent and demo-service end to end on loopback, and the
+#              http fault server (test/agent/run.sh); no cluster
 # PostgreSQL refuses to run as root, so as root this re-runs itself as the
 # postgres user on a copy of the tree that user owns.
 set -uo pipefail
@@ -22,7 +24,7 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 source "$src/test/lib.sh"
-suites=${CV_TEST_SUITES:-"unit regress pgtap tap"}
+suites=${CV_TEST_SUITES:-"unit regress pgtap tap agent"}
 tmp=$(mktemp -d /tmp/conveyor-run.XXXXXX)
 db=conveyor_regress
 total_pass=0
@@ -97,6 +99,16 @@ run_tap() {
     done
   fi
   prove_counts tap "$tmp/tap.out"
+}
+
+run_agent() {
+  local out="$tmp/agent.out" p f
+  bash "$src/test/agent/run.sh" "$tmp/agent" 2>&1 | tee "$out"
+  p=$(sed -n 's/^\([0-9]*\) passed, [0-9]* failed$/\1/p' "$out" | tail -n 1)
+  f=$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' "$out" | tail -n 1)
+  # a run that died before its summary line counts as one failure
+  [[ -z $p ]] && { p=0; f=1; }
+  record agent "$p" "$f"
 }
 
 needs_cluster=0
