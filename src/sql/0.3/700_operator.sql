@@ -63,8 +63,8 @@ SELECT p.id AS push_id, p.service, p.version, p.kind, p.reverts, p.state, p.step
        p.phase + 1 AS phase, p.phases,
        ph.scope AS phase_scope, ph.amount AS phase_amount,
        ph.targets AS phase_targets,
-       cur.done AS phase_updated, cur.failed AS phase_failed, cur.in_flight AS phase_in_flight,
-       tot.done AS subunits_done, tot.total AS subunits_total,
+       cur.done::int AS phase_updated, cur.failed::int AS phase_failed, cur.in_flight::int AS phase_in_flight,
+       tot.done::int AS subunits_done, tot.total AS subunits_total,
        CASE WHEN tot.total = 0 THEN 100.0
             ELSE round(100.0 * tot.done / tot.total, 1) END AS percent,
        CASE WHEN p.kind = 'revert' THEN 'not checked (revert)'
@@ -127,6 +127,8 @@ SELECT p.id AS push_id, p.service, p.version, p.kind, p.reverts, p.state, p.step
 COMMENT ON VIEW conveyor.push_progress IS
     'Active pushes as they go, in the spirit of pg_stat_progress_*: phase k of N, subunits done, health, bake left, ETA';
 COMMENT ON COLUMN conveyor.push_progress.push_id IS 'the push (conveyor.push.id)';
+COMMENT ON COLUMN conveyor.push_progress.service IS 'the service being pushed';
+COMMENT ON COLUMN conveyor.push_progress.version IS 'the version being pushed (a revert: returned to)';
 COMMENT ON COLUMN conveyor.push_progress.kind IS 'push, or revert (of push reverts)';
 COMMENT ON COLUMN conveyor.push_progress.reverts IS 'for a revert, the push it reverts';
 COMMENT ON COLUMN conveyor.push_progress.state IS 'running, or paused (waiting for conveyor.push_resume)';
@@ -173,7 +175,7 @@ COMMENT ON FUNCTION conveyor._phases_text(text[], text[], interval[], numeric[])
 
 CREATE VIEW conveyor.plans WITH (security_invoker = true) AS
 SELECT pl.name, pl.description,
-       coalesce(ph.n, 0) + 1 AS phases,
+       (coalesce(ph.n, 0) + 1)::int AS phases,
        concat_ws(' | ', ph.summary, format('%s: * 100%% (completion)', coalesce(ph.n, 0) + 1)) AS summary,
        coalesce(ph.bake, '0') AS total_bake,
        coalesce((SELECT array_agg(s.name ORDER BY s.name) FROM conveyor.service s WHERE s.plan = pl.name), '{}')

@@ -158,7 +158,8 @@ SELECT p.id AS push_id, p.service, p.version, p.kind, p.created_at AS started_at
                coalesce(sum(s.push_type_ms), 0) AS push_type_ms
           FROM (SELECT (e.detail->>'due_at')::timestamptz AS due_at,
                        (e.detail->>'started_at')::timestamptz AS started_at,
-                       max(e.at) AS done_at,
+                       -- the end event is written just after ended_at: the push ends there
+                       least(max(e.at), p.ended_at) AS done_at,
                        max((e.detail->>'push_type_ms')::float8) AS push_type_ms
                   FROM conveyor.push_event e
                  WHERE e.push_id = p.id AND e.detail ? 'due_at'
