@@ -130,7 +130,7 @@ cat <<LOOK
    SELECT * FROM conveyor.push_progress;                               -- active pushes as they go (\\x)
    LISTEN conveyor_events;                                             -- every push event as JSON
 == and from a shell, with the conveyor command line (docs/cli.md) ==
-   export PGHOST=$dir PGUSER=postgres PGDATABASE=$db
+   export PATH=$CV_BINDIR:\$PATH PGHOST=$dir PGUSER=postgres PGDATABASE=$db   # make install put conveyor beside psql
    conveyor push start web v100 --reason 'from the shell' --watch     # live progress bars per phase
    conveyor status; conveyor history
    conveyor report --out report.html                                   # timeline and weekly SLO, one file
