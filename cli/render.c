@@ -178,7 +178,8 @@ render_progress_line(FILE *out, const WatchState *st, char *last, size_t last_si
 	format_bar(bar, sizeof(bar), ph->updated, ph->targets, BAR_WIDTH);
 	snprintf(line, sizeof(line), "push %lld %s phase %d/%d %s %s %d/%d updated, %d failed, %d in flight; %s",
 			 st->id, st->state, st->phase, st->phases, st->step, bar, ph->updated, ph->targets < 0 ? 0 : ph->targets,
-			 ph->failed, ph->in_flight, st->health[0] ? st->health : "health not checked");
+			 ph->failed, ph->in_flight,
+			 !watch_active(st) ? "ended" : st->health[0] ? st->health : "health not checked");
 	if (strcmp(line, last) == 0)
 		return;
 	fprintf(out, "%s\n", line);
