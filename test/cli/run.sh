@@ -164,10 +164,13 @@ run watch "$p";             expect "watch a push reverted by a person: exit 5, n
 wait_state "$rev" succeeded
 q "SELECT conveyor.sim_version_set_faulty('api', 'v6')" >/dev/null
 run push start api v6 --watch; expect "watch an unhealthy push with policy fail: exit 3" 3 'failed \(good failure\): unhealthy in phase 1'
+# a push whose fleet vanishes while it bakes: its push type fails, retry limit 0
 q "SELECT conveyor.sim_fleet_create('gone', '{eu}', 1, 2, 'v1');
-   SELECT conveyor.service_create('gone', 'simulated', 'steady', '{\"fleet\": \"gone\"}', retry_limit => 0);
-   SELECT conveyor.sim_fleet_drop('gone')" >/dev/null
-run push start gone v2 --watch; expect "watch a push whose push type fails: bad failure, exit 6" 6 'failed \(bad failure\): push type'
+   SELECT conveyor.service_create('gone', 'simulated', 'hold', '{\"fleet\": \"gone\"}', retry_limit => 0,
+                                  health_interval => '300 milliseconds')" >/dev/null
+run push start gone v2;     p=$(awk '{print $2}' <<<"$OUT"); wait_state "$p" running
+q "SELECT conveyor.sim_fleet_drop('gone')" >/dev/null
+run watch "$p";             expect "watch a push whose push type fails: bad failure, exit 6" 6 'failed \(bad failure\): push type'
 run watch 999999;           expect "watch an unknown push: exit 1" 1 '' 'push 999999 does not exist'
 
 # ---------------------------------------------------------------- watch on a terminal (tmux)

@@ -374,3 +374,9 @@ COMMENT ON COLUMN conveyor.sim_subunit_now.target_version IS 'simulator: version
 COMMENT ON COLUMN conveyor.sim_subunit_now.update_done_at IS 'simulator: when that update finishes';
 COMMENT ON COLUMN conveyor.sim_subunit_now.update_key IS 'simulator: idempotency key of the last accepted update';
 COMMENT ON COLUMN conveyor.sim_subunit_now.unreachable IS 'simulator: a simulated outage';
+
+-- As everywhere (190_access.sql): no function is PUBLIC's unless it must be.
+-- The trigger function needs no grant to fire; _phases_text is called by the
+-- plans view as its reader (security_invoker).
+REVOKE EXECUTE ON FUNCTION conveyor._push_event_notify() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION conveyor._phases_text(text[], text[], interval[], numeric[]) TO PUBLIC;

@@ -419,3 +419,13 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION conveyor.retention_set(interval, text, int) IS
     'Keep ended pushes for keep, deleting older ones on a pg_cron schedule (job conveyor-retention); keep NULL keeps all';
+
+-- Retention deletes any team's history, so it is the administrators': it runs
+-- as the extension's owner (past row-level security, and scheduling the cron
+-- job as the owner), with a fixed search_path. Nothing here is PUBLIC's.
+ALTER FUNCTION conveyor.retention_run(interval, int) SECURITY DEFINER SET search_path = pg_catalog, conveyor, pg_temp;
+ALTER FUNCTION conveyor.retention_set(interval, text, int) SECURITY DEFINER SET search_path = pg_catalog, conveyor, pg_temp;
+REVOKE EXECUTE ON FUNCTION conveyor.retention_run(interval, int), conveyor.retention_set(interval, text, int),
+                           conveyor._retention_keep_check(interval), conveyor._push_event_delete_guard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION conveyor.retention_run(interval, int), conveyor.retention_set(interval, text, int),
+                          conveyor._retention_keep_check(interval) TO conveyor_admin;
