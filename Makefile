@@ -15,7 +15,7 @@ SQL_VERSIONS = $(shell ls -d src/sql/*/ | xargs -n1 basename | sort -V)
 SQL_SOURCES  = $(wildcard src/sql/*/*.sql) src/sql/finish.sql src/sql/assemble.sh
 SQL_UPDATES  = $(shell p=; for v in $(SQL_VERSIONS); do [ -n "$$p" ] && echo conveyor--$$p--$$v.sql; p=$$v; done)
 DATA_built   = $(foreach v,$(SQL_VERSIONS),conveyor--$(v).sql) $(SQL_UPDATES)
-EXTRA_CLEAN  = $(DATA_built) agent/conveyor-agent agent/demo-service
+EXTRA_CLEAN  = $(DATA_built) agent/conveyor-agent agent/demo-service cli/conveyor
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -DCONVEYOR_BACKEND -I$(srcdir)/src
@@ -41,6 +41,24 @@ agent/conveyor-agent: $(AGENT_SRCS) agent/agent.h
 
 agent/demo-service: agent/demo-service.c
 	$(CC) $(AGENT_CFLAGS) -o $@ $< -lmicrohttpd -lm
+
+# The conveyor command line (cli/, docs/cli.md): a libpq client, installed
+# beside psql in PostgreSQL's bindir.
+CLI_SOURCES = $(sort $(wildcard cli/*.c))
+CLI_CFLAGS  = -std=gnu11 -O2 -g -Wall -Wextra -Werror -I$(shell $(PG_CONFIG) --includedir)
+CLI_LIBS    = -L$(shell $(PG_CONFIG) --libdir) -lpq
+
+all: cli/conveyor
+
+cli/conveyor: $(CLI_SOURCES) $(wildcard cli/*.h)
+	$(CC) $(CLI_CFLAGS) -o $@ $(CLI_SOURCES) $(CLI_LIBS)
+
+install: install-cli
+
+.PHONY: install-cli
+install-cli: cli/conveyor
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) cli/conveyor '$(DESTDIR)$(bindir)/conveyor'
 
 .PHONY: deps test demo demo-stop bench unit
 

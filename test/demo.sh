@@ -127,6 +127,13 @@ cat <<LOOK
     WHERE push_id = $id ORDER BY id;                                   -- why push $id stopped
    SELECT * FROM conveyor.plan_preview('web', 'v99');                   -- what a push would do
    SELECT conveyor.push_start('web', 'v99', 'my first push');          -- and try one yourself
+   SELECT * FROM conveyor.push_progress;                               -- active pushes as they go (\\x)
+   LISTEN conveyor_events;                                             -- every push event as JSON
+== and from a shell, with the conveyor command line (docs/cli.md) ==
+   export PATH=$CV_BINDIR:\$PATH PGHOST=$dir PGUSER=postgres PGDATABASE=$db   # make install put conveyor beside psql
+   conveyor push start web v100 --reason 'from the shell' --watch     # live progress bars per phase
+   conveyor status; conveyor history
+   conveyor report --out report.html                                   # timeline and weekly SLO, one file
 LOOK
 cat <<MSG
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make deps: install with apt-get whatever the build, tests, demo and benchmarks
-# need and is missing. Idempotent; a no-op in well under a second when all is there.
+# need and is missing. (tmux, chromium and python3: the cli suite runs watch on
+# a pseudo-terminal and renders the HTML report headless.) Idempotent; a no-op in well under a second when all is there.
 set -euo pipefail
 
 packages=(
@@ -8,9 +9,10 @@ packages=(
   postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
   postgresql-contrib
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libpq-dev
   libmicrohttpd-dev libjansson-dev python3 curl jq
   procps
+  tmux chromium
 )
 
 missing=()

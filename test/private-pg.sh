@@ -13,4 +13,11 @@ if [[ ! -x "$dir/usr/lib/postgresql/15/bin/postgres" ]]; then
   cp -a /usr/include/postgresql/15 "$dir/usr/include/postgresql/"
   chmod -R a+rX "$dir"
 fi
+# libpq's headers (for the conveyor command line) sit beside the server's in
+# pg_config --includedir; copies made before they were needed get them too
+if [[ ! -f "$dir/usr/include/postgresql/libpq-fe.h" && -f /usr/include/postgresql/libpq-fe.h ]]; then
+  cp -a /usr/include/postgresql/*.h "$dir/usr/include/postgresql/"
+  [[ -d /usr/include/postgresql/libpq ]] && cp -a /usr/include/postgresql/libpq "$dir/usr/include/postgresql/"
+  chmod -R a+rX "$dir/usr/include/postgresql"
+fi
 echo "export PATH=$dir/usr/lib/postgresql/15/bin:\$PATH"

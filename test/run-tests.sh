@@ -6,6 +6,8 @@
 #   tap        PostgreSQL's Perl TAP framework: test/tap/*.pl (restarts, crashes)
 #   agent      conveyor-agent and demo-service end to end on loopback, and the
 #              http fault server (test/agent/run.sh); no cluster
+#   cli        the conveyor command line on a cluster of its own: test/cli/run.sh
+#              (watch on a pseudo-terminal, the HTML report in headless Chromium)
 # PostgreSQL refuses to run as root, so as root this re-runs itself as the
 # postgres user on a copy of the tree that user owns.
 set -uo pipefail
@@ -24,7 +26,7 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 source "$src/test/lib.sh"
-suites=${CV_TEST_SUITES:-"unit regress pgtap tap agent"}
+suites=${CV_TEST_SUITES:-"unit regress pgtap tap agent cli"}
 tmp=$(mktemp -d /tmp/conveyor-run.XXXXXX)
 db=conveyor_regress
 total_pass=0
@@ -109,6 +111,16 @@ run_agent() {
   # a run that died before its summary line counts as one failure
   [[ -z $p ]] && { p=0; f=1; }
   record agent "$p" "$f"
+}
+
+run_cli() {
+  bash "$src/test/cli/run.sh" "$tmp/cli" 2>&1 | tee "$tmp/cli.out"
+  local p f
+  p=$(sed -n 's/^cli: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$tmp/cli.out" | tail -n 1)
+  f=$(sed -n 's/^cli: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$tmp/cli.out" | tail -n 1)
+  # a suite that died before its summary counts as one failure
+  [[ -z "$p" ]] && { p=0; f=1; }
+  record cli "$p" "$f"
 }
 
 needs_cluster=0
