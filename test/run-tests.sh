@@ -83,7 +83,12 @@ run_pgtap() {
   shopt -s nullglob
   local files=("$src"/test/pgtap/*.sql)
   [[ ${#files[@]} -eq 0 ]] && { record pgtap 0 0; return; }
-  psql -X -q -h "$tmp/cluster" -d "$db" -U postgres -c 'CREATE EXTENSION IF NOT EXISTS pgtap' >/dev/null
+  # the database and extension the regress suite makes, if it did not run
+  [[ $(psql -X -qtA -h "$tmp/cluster" -d postgres -U postgres \
+         -c "SELECT count(*) FROM pg_database WHERE datname = '$db'") == 1 ]] \
+    || createdb -h "$tmp/cluster" -U postgres "$db"
+  psql -X -q -h "$tmp/cluster" -d "$db" -U postgres -c 'CREATE EXTENSION IF NOT EXISTS conveyor CASCADE' \
+       -c 'CREATE EXTENSION IF NOT EXISTS pgtap' >/dev/null
   pg_prove -h "$tmp/cluster" -d "$db" -U postgres "${files[@]}" 2>&1 | tee "$tmp/pgtap.out"
   prove_counts pgtap "$tmp/pgtap.out"
 }

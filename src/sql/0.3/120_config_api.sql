@@ -56,6 +56,9 @@ CREATE FUNCTION conveyor.push_type_create(
     description text DEFAULT NULL,
     reason text DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, conveyor, pg_temp AS $$
+DECLARE
+    v_fn regprocedure;
+    v_fn_owner name;
 BEGIN
     PERFORM conveyor._authorize_admin('create push types');
     IF name IS NULL OR length(name) NOT BETWEEN 1 AND 200 THEN
@@ -84,6 +87,20 @@ BEGIN
             '{"unit text","needs_push boolean"}',
             '(service text, config jsonb, version text) RETURNS TABLE(unit text, needs_push boolean)');
     END IF;
+    -- The workers, and push_start and plan_preview, run verbs with a
+    -- superuser's rights; a verb owned by anyone else could be rewritten by
+    -- that role to run whatever it likes as a superuser.
+    SELECT p.oid::regprocedure, r.rolname INTO v_fn, v_fn_owner
+      FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
+     WHERE p.oid IN (get_units, send_update, check_health, needs_push) AND NOT r.rolsuper
+     ORDER BY p.oid LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'function % cannot be a verb of push type "%": its owner % is not a superuser',
+                        v_fn, name, v_fn_owner
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'conveyor runs push-type verbs with superuser rights, so only a superuser may own them.',
+                  HINT = 'Have a superuser create the function (or ALTER FUNCTION ... OWNER TO one) after reviewing it.';
+    END IF;
     IF EXISTS (SELECT 1 FROM conveyor.push_type t WHERE t.name = push_type_create.name) THEN
         RAISE EXCEPTION 'push type "%" already exists', name
             USING ERRCODE = 'duplicate_object';
@@ -106,6 +123,7 @@ CREATE FUNCTION conveyor.push_plan_create(name text, phases jsonb, description t
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, conveyor, pg_temp AS $$
 DECLARE
     v_owner regrole := coalesce(owner, conveyor._acting_role());
+    v_phases conveyor.push_plan_phase[];
 BEGIN
     PERFORM conveyor._authorize_owner('push plan', name, v_owner);
     PERFORM conveyor._name_check('push plan', name);
@@ -114,13 +132,15 @@ BEGIN
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Use conveyor.push_plan_replace to change its phases.';
     END IF;
-    CREATE TEMP TABLE IF NOT EXISTS _cv_phases (LIKE conveyor.push_plan_phase) ON COMMIT DROP;
-    TRUNCATE _cv_phases;
-    INSERT INTO _cv_phases (plan, position, scope, amount, bake, fault_tolerance)
-    SELECT push_plan_create.name, f.* FROM conveyor._plan_phases(name, phases) f;
+    -- every phase validated before anything is written; kept in a variable,
+    -- never a temporary table: the caller's session owns pg_temp, and a table
+    -- of the caller's there (with a trigger) would run the caller's code with
+    -- this function's owner's rights
+    v_phases := ARRAY(SELECT ROW(push_plan_create.name, f.pos, f.scope, f.amount, f.bake,
+                                 f.fault_tolerance)::conveyor.push_plan_phase
+                        FROM conveyor._plan_phases(name, phases) f);
     INSERT INTO conveyor.push_plan (name, description, owner) VALUES (name, description, v_owner);
-    INSERT INTO conveyor.push_plan_phase SELECT * FROM _cv_phases;
-    DROP TABLE _cv_phases;
+    INSERT INTO conveyor.push_plan_phase SELECT * FROM unnest(v_phases);
     PERFORM conveyor._config_event('push_plan', name, 'create', reason,
         jsonb_build_object('owner', v_owner::text, 'phases', conveyor._push_plan_json(name)));
     RETURN name;
@@ -135,19 +155,19 @@ CREATE FUNCTION conveyor.push_plan_replace(name text, phases jsonb, description 
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, conveyor, pg_temp AS $$
 DECLARE
     before jsonb;
+    v_phases conveyor.push_plan_phase[];
 BEGIN
     PERFORM conveyor._push_plan_lock(name, 'replace');
     before := conveyor._push_plan_json(name);
-    CREATE TEMP TABLE IF NOT EXISTS _cv_phases (LIKE conveyor.push_plan_phase) ON COMMIT DROP;
-    TRUNCATE _cv_phases;
-    INSERT INTO _cv_phases (plan, position, scope, amount, bake, fault_tolerance)
-    SELECT push_plan_replace.name, f.* FROM conveyor._plan_phases(name, phases) f;
+    -- validated before anything changes; a variable, not a temporary table (see push_plan_create)
+    v_phases := ARRAY(SELECT ROW(push_plan_replace.name, f.pos, f.scope, f.amount, f.bake,
+                                 f.fault_tolerance)::conveyor.push_plan_phase
+                        FROM conveyor._plan_phases(name, phases) f);
     DELETE FROM conveyor.push_plan_phase p WHERE p.plan = push_plan_replace.name;
-    INSERT INTO conveyor.push_plan_phase SELECT * FROM _cv_phases;
+    INSERT INTO conveyor.push_plan_phase SELECT * FROM unnest(v_phases);
     UPDATE conveyor.push_plan p
        SET description = coalesce(push_plan_replace.description, p.description), updated_at = now()
      WHERE p.name = push_plan_replace.name;
-    DROP TABLE _cv_phases;
     PERFORM conveyor._config_event('push_plan', name, 'replace', reason,
         jsonb_build_object('before', before, 'after', conveyor._push_plan_json(name)));
     RETURN name;

@@ -8,6 +8,11 @@
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA conveyor FROM PUBLIC;
 
+-- The schema itself: CREATE EXTENSION makes it with no privileges for
+-- anyone but its owner, so without this only superusers could reach the API
+-- or the tables at all. (CREATE stays the owner's.)
+GRANT USAGE ON SCHEMA conveyor TO PUBLIC;
+
 -- The API: SECURITY DEFINER with a fixed search_path; each checks its caller.
 DO $api$
 DECLARE
