@@ -246,7 +246,8 @@ SELECT format('conveyor.%s', f)::regprocedure, w.who, c, '{conveyor_admin}'
 
 -- not an API function: row-level security calls it as the querying role
 INSERT INTO cvt.attempt (fn, why) VALUES
-    ('conveyor._reads_all()', 'row-level security calls it as the reading role; it reads pg_auth_members only');
+    ('conveyor._reads_all()', 'row-level security calls it as the reading role; it reads pg_auth_members only'),
+    ('conveyor._phases_text(text[],text[],interval[],numeric[])', 'the plans view formats phases with it as the reading role; it reads no table');
 
 -- Every function in schema conveyor that PUBLIC (or a reader or operator,
 -- who are not administrators) may execute is covered above.
@@ -335,7 +336,7 @@ SELECT is(cvt.world(), :'before'::jsonb, 'nothing changed');
 --   shared  everyone sees every row (plans, push types: shared templates;
 --           the simulated fleet, a fixture administrators set up)
 --   admin   administrators only
-CREATE TABLE cvt.rel_rule (rel regclass PRIMARY KEY, rule text NOT NULL CHECK (rule IN ('team', 'shared', 'admin')),
+CREATE TABLE cvt.rel_rule (rel regclass PRIMARY KEY, rule text NOT NULL CHECK (rule IN ('team', 'shared', 'admin', 'reader')),
                            team_rows text CHECK ((rule = 'team') = (team_rows IS NOT NULL)));
 INSERT INTO cvt.rel_rule VALUES
     ('conveyor.service',      'team',   't.name IN (SELECT cvt.team_services(%L))'),
@@ -355,7 +356,17 @@ INSERT INTO cvt.rel_rule VALUES
     ('conveyor.sim_version',     'shared', NULL),
     ('conveyor.sim_subunit_now', 'shared', NULL),
     ('conveyor.secret',          'admin',  NULL),
-    ('conveyor.secrets',         'admin',  NULL);
+    ('conveyor.secrets',         'admin',  NULL),
+    ('conveyor.services',        'team',   't.name IN (SELECT cvt.team_services(%L))'),
+    ('conveyor.plans',           'shared', NULL),
+    ('conveyor.push_history',    'reader', NULL),
+    ('conveyor.phase_history',   'reader', NULL),
+    ('conveyor.push_progress',   'reader', NULL),
+    ('conveyor.push_latency',    'reader', NULL),
+    ('conveyor.slo_weekly',      'reader', NULL),
+    ('conveyor.dora_changes',    'reader', NULL),
+    ('conveyor.dora_weekly',     'reader', NULL),
+    ('conveyor.retention_policy', 'admin', NULL);
 
 SELECT is(ARRAY(SELECT c.oid::regclass::text FROM pg_class c
                  WHERE c.relnamespace = 'conveyor'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -384,8 +395,9 @@ BEGIN
             RETURN NEXT is(cvt.run_as('alice', format('SELECT count(*) FROM %s t WHERE %s', r.rel, format(r.team_rows, 'team_b')), 'team_a')->>'value',
                            '0', format('%s: alice acting as team_a sees none of team_b''s rows', r.rel));
         END IF;
-        IF r.rule IN ('team', 'shared') THEN
-            FOREACH who IN ARRAY CASE r.rule WHEN 'team' THEN '{rita,oscar,ada}'::text[]
+        IF r.rule IN ('team', 'shared', 'reader') THEN
+            -- reader: views over the team tables (history, aggregates); readers see every row
+            FOREACH who IN ARRAY CASE WHEN r.rule IN ('team', 'reader') THEN '{rita,oscar,ada}'::text[]
                                                ELSE '{alice,bob,rita,oscar,ada}'::text[] END LOOP
                 RETURN NEXT is(cvt.count_as(who, r.rel), cvt.count_all(r.rel),
                                format('%s: %s sees every row', r.rel, who));
@@ -483,7 +495,7 @@ SELECT lives_ok($$SELECT conveyor.push_plan_create('plan_a2', '[{"scope": "*", "
 SELECT lives_ok($$SELECT conveyor.push_plan_drop('plan_a2')$$, 'alice drops it');
 SELECT lives_ok($$SELECT conveyor.service_create('svc_a2', 'simulated', 'plan_a', '{"fleet": "fleet_a"}', owner => 'team_a')$$,
                 'alice creates a service for team_a');
-SELECT lives_ok($$SELECT conveyor.service_create('svc_alice', 'simulated', 'plan_b', '{"fleet": "fleet_a"}')$$,
+SELECT lives_ok($$SELECT conveyor.service_create('svc_alice', 'simulated', 'plan_b', '{"fleet": "fleet_alice"}')$$,
                 'alice creates a service of her own (any service may use any plan)');
 SELECT results_eq($$SELECT name, owner::text COLLATE "default" FROM conveyor.service WHERE name IN ('svc_a2', 'svc_alice') ORDER BY name$$,
                   $$VALUES ('svc_a2', 'team_a'), ('svc_alice', 'alice')$$,
@@ -786,7 +798,7 @@ BEGIN
     RETURN NEXT is(cvt.drive(id), 'succeeded', label || ': the push succeeds');
 
     -- what alice reads back
-    RETURN NEXT is(cvt.run_as('alice', format('SELECT to_jsonb(p) - ''id'' - ''step'' - ''created_at'' - ''ended_at'' - ''duration'' FROM conveyor.pushes p WHERE id = %s', id))->>'value',
+    RETURN NEXT is(cvt.run_as('alice', format('SELECT to_jsonb(p) - ''id'' - ''step'' - ''created_at'' - ''ended_at'' - ''duration'' - ''plan'' - ''last_event'' - ''last_event_at'' - ''phase_scope'' - ''subunits_failed'' - ''subunits_updated'' FROM conveyor.pushes p WHERE id = %s', id))->>'value',
                    jsonb_build_object('service', m, 'version', m, 'kind', 'push', 'reverts', NULL, 'state', 'succeeded',
                                       'phase', '2/2', 'outcome', 'success',
                                       'outcome_reason', format('%s runs version %s', m, m),
@@ -967,7 +979,7 @@ BEGIN
 END $$;
 SELECT is(cvt.scan_as(w, :'sentinel'),
           jsonb_build_object('hits', '{}'::jsonb,
-                             'unreadable', CASE WHEN w IN ('postgres', 'ada') THEN '[]'::jsonb ELSE '["conveyor.secrets"]' END),
+                             'unreadable', CASE WHEN w = 'postgres' THEN '[]'::jsonb WHEN w = 'ada' THEN '[]'::jsonb ELSE '["conveyor.retention_policy", "conveyor.secrets"]' END),
           format('%s: no row of any table or view (but conveyor.secret) holds the token', w))
   FROM unnest('{alice,bob,rita,oscar,ada,postgres}'::text[]) WITH ORDINALITY AS x(w, i) ORDER BY i;
 SELECT is((SELECT count(*) FROM conveyor.config_event WHERE object_kind = 'secret' AND object_name = 'tok'

@@ -171,8 +171,8 @@ is($node->safe_psql('deploy', "SELECT pt.hits($token_sql)"), '',
 	'the superuser finds the token in no table or view but conveyor.secret');
 is($node->safe_psql('deploy', "SET ROLE ada; SELECT pt.hits($token_sql)"), '',
 	'nor does an administrator');
-is($node->safe_psql('deploy', "SET ROLE alice; SELECT pt.hits($token_sql)"), 'conveyor.secrets: -',
-	'nor does the team (which may not read conveyor.secrets)');
+is($node->safe_psql('deploy', "SET ROLE alice; SELECT pt.hits($token_sql)"), 'conveyor.retention_policy: -, conveyor.secrets: -',
+	'nor does the team (which may not read conveyor.secrets or the retention policy)');
 
 my $log = slurp_file($node->logfile);
 ok($log =~ /statement: SELECT conveyor\.secret_set\('deploy_token', \(SELECT v FROM t\)/

@@ -39,6 +39,49 @@ END $$;
 COMMENT ON FUNCTION conveyor._push_plan_lock(text, text) IS
     'internal: locks a push plan after checking the acting role may change it';
 
+-- What a service's push type config points at: a simulated fleet, the URL
+-- or endpoints of an HTTP push type. Two owners must never share one, or a
+-- team could push its code to another team's units through a service of its
+-- own.
+CREATE FUNCTION conveyor._push_targets(config jsonb) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT array_remove(ARRAY[config->>'fleet', config->>'url'], NULL)
+           || coalesce(ARRAY(SELECT jsonb_array_elements_text(config->'endpoints')
+                              WHERE jsonb_typeof(config->'endpoints') = 'array'), '{}')
+$$;
+COMMENT ON FUNCTION conveyor._push_targets(jsonb) IS
+    'internal: the fleets and endpoints a push type config points at';
+
+-- Raise 42501 if a service of another owner already points at one of the
+-- targets of this config. Locks the targets until commit, so two teams
+-- cannot claim one target at the same time.
+CREATE FUNCTION conveyor._push_targets_check(service text, push_type text, config jsonb, owner regrole)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    targets text[] := conveyor._push_targets(config);
+    other conveyor.service;
+    t text;
+BEGIN
+    FOREACH t IN ARRAY targets LOOP
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('conveyor target ' || push_type || ' ' || t));
+    END LOOP;
+    SELECT * INTO other FROM conveyor.service s
+     WHERE s.push_type = _push_targets_check.push_type AND s.name <> _push_targets_check.service
+       AND s.owner <> _push_targets_check.owner
+       AND conveyor._push_targets(s.push_type_config) && targets
+     ORDER BY s.name LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'service "%" would reach the units of service "%"', service, other.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Its %s config points at %s, which service %s (owned by role %s) deploys to.',
+                                  push_type, (SELECT string_agg(x, ', ' ORDER BY x) FROM unnest(targets) x WHERE x = ANY (conveyor._push_targets(other.push_type_config))),
+                                  other.name, other.owner),
+                  HINT = 'A fleet or endpoint belongs to one owner''s services; ask a member of conveyor_admin.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION conveyor._push_targets_check(text, text, jsonb, regrole) IS
+    'internal: raises 42501 if another owner''s service points at the same fleet or endpoint';
+
 DROP FUNCTION conveyor.push_type_create(text, regprocedure, regprocedure, regprocedure, regprocedure, text);
 DROP FUNCTION conveyor.push_plan_create(text, jsonb, text);
 DROP FUNCTION conveyor.push_plan_replace(text, jsonb, text);
@@ -216,6 +259,7 @@ DECLARE
     v_owner regrole := coalesce(owner, conveyor._acting_role());
 BEGIN
     PERFORM conveyor._authorize_owner('service', name, v_owner);
+    PERFORM conveyor._push_targets_check(name, push_type, push_type_config, v_owner);
     PERFORM conveyor._name_check('service', name);
     PERFORM conveyor._push_type_check(push_type);
     PERFORM conveyor._push_plan_check(plan);
@@ -272,6 +316,9 @@ BEGIN
         PERFORM conveyor._authorize_owner('service', name, owner);
     END IF;
     before := conveyor._service_json(name);
+    PERFORM conveyor._push_targets_check(name, before->>'push_type',
+                                         coalesce(push_type_config, before->'push_type_config'),
+                                         coalesce(owner, v_owner));
     IF plan IS NOT NULL THEN PERFORM conveyor._push_plan_check(plan); END IF;
     IF failure_policy IS NOT NULL THEN PERFORM conveyor._failure_policy_check(failure_policy); END IF;
     PERFORM conveyor._service_settings_check(health_interval, poll_interval, update_timeout,

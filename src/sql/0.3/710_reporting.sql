@@ -429,3 +429,6 @@ REVOKE EXECUTE ON FUNCTION conveyor.retention_run(interval, int), conveyor.reten
                            conveyor._retention_keep_check(interval), conveyor._push_event_delete_guard() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION conveyor.retention_run(interval, int), conveyor.retention_set(interval, text, int),
                           conveyor._retention_keep_check(interval) TO conveyor_admin;
+
+-- Administrators may read the retention policy they set with retention_set.
+GRANT SELECT ON conveyor.retention_policy TO conveyor_admin;
