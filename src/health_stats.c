@@ -856,6 +856,10 @@ exact_dist_cdf(const ExactDist *ed, int64_t q)
  * candidates survive a round; once they are few they are listed and
  * quickselect finishes.  The randomness only affects speed, never the
  * answer, and the generator has a fixed seed so timings repeat.
+ *
+ * The Mann-Whitney interval needs three close ranks (its ends and the
+ * median), so diff_narrow() first runs rounds that keep all of them, and
+ * each selection starts from there (start_lo, start_hi).
  */
 typedef struct DiffSelect
 {
@@ -865,6 +869,8 @@ typedef struct DiffSelect
 	int32_t		n;
 	int32_t    *lo;
 	int32_t    *hi;
+	int32_t    *start_lo;		/* where each selection starts */
+	int32_t    *start_hi;
 	int32_t    *pos[4];			/* first j with D >= a, > a, >= b, > b */
 	int64_t    *cum;			/* m + 1 prefix sums of hi - lo */
 	double	   *sample;
@@ -873,11 +879,12 @@ typedef struct DiffSelect
 	uint64_t	rng;
 } DiffSelect;
 
-/* Set up a selection over sorted x (old) and y (new). */
+/* Set up a selection over sorted x (old) and y (new), starting from all. */
 static void
 diff_select_init(DiffSelect *ds, const double *x, int32_t m,
 				 const double *y, int32_t n)
 {
+	int32_t		i;
 	int			p;
 
 	ds->x = x;
@@ -886,6 +893,13 @@ diff_select_init(DiffSelect *ds, const double *x, int32_t m,
 	ds->n = n;
 	ds->lo = cv_alloc((size_t) m * sizeof(int32_t));
 	ds->hi = cv_alloc((size_t) m * sizeof(int32_t));
+	ds->start_lo = cv_alloc((size_t) m * sizeof(int32_t));
+	ds->start_hi = cv_alloc((size_t) m * sizeof(int32_t));
+	for (i = 0; i < m; i++)
+	{
+		ds->start_lo[i] = 0;
+		ds->start_hi[i] = n;
+	}
 	for (p = 0; p < 4; p++)
 		ds->pos[p] = cv_alloc((size_t) m * sizeof(int32_t));
 	ds->cum = cv_alloc(((size_t) m + 1) * sizeof(int64_t));
@@ -905,6 +919,8 @@ diff_select_free(DiffSelect *ds)
 
 	cv_free(ds->lo);
 	cv_free(ds->hi);
+	cv_free(ds->start_lo);
+	cv_free(ds->start_hi);
 	for (p = 0; p < 4; p++)
 		cv_free(ds->pos[p]);
 	cv_free(ds->cum);
@@ -943,6 +959,81 @@ row_of(const int64_t *cum, int32_t m, int64_t r)
 	return a;
 }
 
+/* Prefix sums of the rows' candidates; returns their number, *below the rest. */
+static int64_t
+diff_prefix(DiffSelect *ds, int64_t *below)
+{
+	int64_t		b = 0;
+	int32_t		i;
+
+	ds->cum[0] = 0;
+	for (i = 0; i < ds->m; i++)
+	{
+		ds->cum[i + 1] = ds->cum[i] + (ds->hi[i] - ds->lo[i]);
+		b += ds->lo[i];
+	}
+	*below = b;
+	return ds->cum[ds->m];
+}
+
+/*
+ * Two pivots a <= b from a random sample of the ncand candidates, placed so
+ * that candidate ranks t_lo .. t_hi (1-based) most likely lie between them:
+ * rank t sits near sample rank t/ncand * DIFF_SAMPLE, give or take a
+ * binomial standard deviation, and three of them either side (plus two for
+ * the extremes) rarely miss.  A miss still discards a side.
+ */
+static void
+diff_pivots(DiffSelect *ds, int64_t ncand, int64_t t_lo, int64_t t_hi,
+			double *a, double *b)
+{
+	double		f_lo = ((double) t_lo - 0.5) / (double) ncand;
+	double		f_hi = ((double) t_hi - 0.5) / (double) ncand;
+	long		ia;
+	long		ib;
+	int			q;
+
+	for (q = 0; q < DIFF_SAMPLE; q++)
+	{
+		int64_t		r = (int64_t) (next_random(&ds->rng) % (uint64_t) ncand);
+		int32_t		row = row_of(ds->cum, ds->m, r);
+
+		ds->sample[q] = ds->y[ds->lo[row] + (r - ds->cum[row])] - ds->x[row];
+	}
+	ia = (long) floor(f_lo * DIFF_SAMPLE - 3.0 * sqrt(DIFF_SAMPLE * f_lo * (1.0 - f_lo)) - 2.0);
+	ib = (long) ceil(f_hi * DIFF_SAMPLE + 3.0 * sqrt(DIFF_SAMPLE * f_hi * (1.0 - f_hi)) + 2.0);
+	if (ia < 0)
+		ia = 0;
+	if (ia > DIFF_SAMPLE - 1)
+		ia = DIFF_SAMPLE - 1;
+	if (ib > DIFF_SAMPLE - 1)
+		ib = DIFF_SAMPLE - 1;
+	if (ib < ia)
+		ib = ia;
+	select_inplace(ds->sample, DIFF_SAMPLE, (size_t) ia);
+	*a = ds->sample[ia];
+	if (ib > ia)
+		select_inplace(ds->sample + ia + 1, (size_t) (DIFF_SAMPLE - ia - 1),
+					   (size_t) (ib - ia - 1));
+	*b = ds->sample[ib];
+}
+
+/*
+ * Move p right past the columns of row xi whose difference is below v (or
+ * at most v), within [p, h).  Rows of a square matrix advance 0, 1 or 2
+ * columns at random, which a loop's exit branch mispredicts; two
+ * branch-free steps (a conditional add, reading column 0 when p is already
+ * at h so nothing is out of bounds) take most rows, and the loop, rarely
+ * entered, the rest.
+ */
+#define ADVANCE(p, h, y, xi, v, OP) \
+	do { \
+		(p) += ((p) < (h)) & ((y)[(p) < (h) ? (p) : 0] - (xi) OP (v)); \
+		(p) += ((p) < (h)) & ((y)[(p) < (h) ? (p) : 0] - (xi) OP (v)); \
+		while ((p) < (h) && (y)[p] - (xi) OP (v)) \
+			(p)++; \
+	} while (0)
+
 /*
  * One pass: for pivots a <= b, the first column of each row with D >= a,
  * D > a, D >= b and D > b (within the row's candidates), and how many
@@ -957,9 +1048,12 @@ diff_count(DiffSelect *ds, double a, double b, int64_t count[4])
 	int32_t		p1 = 0;
 	int32_t		p2 = 0;
 	int32_t		p3 = 0;
+	int64_t		c0 = 0;
+	int64_t		c1 = 0;
+	int64_t		c2 = 0;
+	int64_t		c3 = 0;
 	int32_t		i;
 
-	count[0] = count[1] = count[2] = count[3] = 0;
 	for (i = 0; i < ds->m; i++)
 	{
 		double		xi = x[i];
@@ -969,75 +1063,104 @@ diff_count(DiffSelect *ds, double a, double b, int64_t count[4])
 		/*
 		 * Every column before lo is below both pivots and every column from
 		 * hi on is above them, so the answers lie in [lo, hi]; and they never
-		 * move left from one row to the next.
+		 * move left from one row to the next.  Without ties p1 == p0 and
+		 * p3 == p2, so those loops exit at once, predictably.  p2 starts
+		 * from its own last position (or lo), not from p0 or p1: the two
+		 * pivots' pointers then form independent dependency chains the
+		 * processor runs side by side, and the pivots may be equal anyway.
 		 */
-		if (p0 < l)
-			p0 = l;
-		while (p0 < h && y[p0] - xi < a)
-			p0++;
-		if (p1 < p0)
-			p1 = p0;
+		p0 = p0 < l ? l : p0;
+		ADVANCE(p0, h, y, xi, a, <);
+		p1 = p1 < p0 ? p0 : p1;
 		while (p1 < h && y[p1] - xi <= a)
 			p1++;
-		if (p2 < p1)
-			p2 = p1;
-		while (p2 < h && y[p2] - xi < b)
-			p2++;
-		if (p3 < p2)
-			p3 = p2;
+		p2 = p2 < l ? l : p2;
+		ADVANCE(p2, h, y, xi, b, <);
+		p3 = p3 < p2 ? p2 : p3;
 		while (p3 < h && y[p3] - xi <= b)
 			p3++;
 		ds->pos[0][i] = p0;
 		ds->pos[1][i] = p1;
 		ds->pos[2][i] = p2;
 		ds->pos[3][i] = p3;
-		count[0] += p0;
-		count[1] += p1;
-		count[2] += p2;
-		count[3] += p3;
+		c0 += p0;
+		c1 += p1;
+		c2 += p2;
+		c3 += p3;
 	}
+	count[0] = c0;
+	count[1] = c1;
+	count[2] = c2;
+	count[3] = c3;
 }
 
-/* The k-th smallest difference (1-based). */
+/*
+ * Narrow the starting candidates to those that can still be any of the
+ * ranks k_lo .. k_hi, while a round removes much: stops when the targets
+ * span a quarter of the candidates, or they are few enough to list.
+ */
+static void
+diff_narrow(DiffSelect *ds, int64_t k_lo, int64_t k_hi)
+{
+	size_t		bytes = (size_t) ds->m * sizeof(int32_t);
+
+	memcpy(ds->lo, ds->start_lo, bytes);
+	memcpy(ds->hi, ds->start_hi, bytes);
+	for (;;)
+	{
+		int64_t		below;
+		int64_t		ncand = diff_prefix(ds, &below);
+		int64_t		count[4];
+		bool		moved = false;
+		double		a;
+		double		b;
+
+		if (ncand <= ds->list_limit || 4 * (k_hi - k_lo + 1) > ncand)
+			break;
+		diff_pivots(ds, ncand, k_lo - below, k_hi - below, &a, &b);
+		diff_count(ds, a, b, count);
+		if (k_lo > count[1])	/* every target is above a */
+		{
+			memcpy(ds->lo, ds->pos[1], bytes);
+			moved = true;
+		}
+		if (k_hi <= count[2])	/* every target is below b */
+		{
+			memcpy(ds->hi, ds->pos[2], bytes);
+			moved = true;
+		}
+		if (!moved)
+			break;
+	}
+	memcpy(ds->start_lo, ds->lo, bytes);
+	memcpy(ds->start_hi, ds->hi, bytes);
+}
+
+/* The k-th smallest difference (1-based); k must be among the start candidates. */
 static double
 diff_select(DiffSelect *ds, int64_t k)
 {
 	int32_t		m = ds->m;
-	int32_t		i;
+	size_t		bytes = (size_t) m * sizeof(int32_t);
 
-	for (i = 0; i < m; i++)
-	{
-		ds->lo[i] = 0;
-		ds->hi[i] = ds->n;
-	}
+	memcpy(ds->lo, ds->start_lo, bytes);
+	memcpy(ds->hi, ds->start_hi, bytes);
 	for (;;)
 	{
-		int64_t		below = 0;
-		int64_t		ncand;
-		int64_t		t;
+		int64_t		below;
+		int64_t		ncand = diff_prefix(ds, &below);
+		int64_t		t = k - below;	/* the target's rank among the candidates */
 		int64_t		count[4];
-		double		f;
-		double		spread;
 		double		a;
 		double		b;
-		long		ia;
-		long		ib;
-		int			q;
 
-		ds->cum[0] = 0;
-		for (i = 0; i < m; i++)
-		{
-			ds->cum[i + 1] = ds->cum[i] + (ds->hi[i] - ds->lo[i]);
-			below += ds->lo[i];
-		}
-		ncand = ds->cum[m];
-		t = k - below;			/* the target's rank among the candidates */
 		if (t < 1 || t > ncand)
 			cv_fail("pairwise difference selection lost its target");
 
 		if (ncand <= ds->list_limit)
 		{
 			int64_t		c = 0;
+			int32_t		i;
 
 			if (ds->buf == NULL)
 				ds->buf = cv_alloc((size_t) ds->list_limit * sizeof(double));
@@ -1053,51 +1176,21 @@ diff_select(DiffSelect *ds, int64_t k)
 			return ds->buf[t - 1];
 		}
 
-		for (q = 0; q < DIFF_SAMPLE; q++)
-		{
-			int64_t		r = (int64_t) (next_random(&ds->rng) % (uint64_t) ncand);
-			int32_t		row = row_of(ds->cum, m, r);
-
-			ds->sample[q] = ds->y[ds->lo[row] + (r - ds->cum[row])] - ds->x[row];
-		}
-		/*
-		 * The target sits near sample rank f * DIFF_SAMPLE, give or take a
-		 * binomial standard deviation; three of them either side (plus two
-		 * for small f) rarely miss, and a miss still discards a side.
-		 */
-		f = ((double) t - 0.5) / (double) ncand;
-		spread = 3.0 * sqrt(DIFF_SAMPLE * f * (1.0 - f)) + 2.0;
-		ia = (long) floor(f * DIFF_SAMPLE - spread);
-		ib = (long) ceil(f * DIFF_SAMPLE + spread);
-		if (ia < 0)
-			ia = 0;
-		if (ib > DIFF_SAMPLE - 1)
-			ib = DIFF_SAMPLE - 1;
-		if (ia > DIFF_SAMPLE - 1)
-			ia = DIFF_SAMPLE - 1;
-		if (ib < ia)
-			ib = ia;
-		select_inplace(ds->sample, DIFF_SAMPLE, (size_t) ia);
-		a = ds->sample[ia];
-		if (ib > ia)
-			select_inplace(ds->sample + ia + 1, (size_t) (DIFF_SAMPLE - ia - 1),
-						   (size_t) (ib - ia - 1));
-		b = ds->sample[ib];
-
+		diff_pivots(ds, ncand, t, t, &a, &b);
 		diff_count(ds, a, b, count);
 		if (k <= count[0])		/* below a */
-			memcpy(ds->hi, ds->pos[0], (size_t) m * sizeof(int32_t));
+			memcpy(ds->hi, ds->pos[0], bytes);
 		else if (k <= count[1])
 			return a;
 		else if (k <= count[2])	/* strictly between a and b */
 		{
-			memcpy(ds->lo, ds->pos[1], (size_t) m * sizeof(int32_t));
-			memcpy(ds->hi, ds->pos[2], (size_t) m * sizeof(int32_t));
+			memcpy(ds->lo, ds->pos[1], bytes);
+			memcpy(ds->hi, ds->pos[2], bytes);
 		}
 		else if (k <= count[3])
 			return b;
 		else					/* above b */
-			memcpy(ds->lo, ds->pos[3], (size_t) m * sizeof(int32_t));
+			memcpy(ds->lo, ds->pos[3], bytes);
 	}
 }
 
@@ -1387,6 +1480,8 @@ cv_mann_whitney(const double *old_values, size_t n_old,
 	}
 
 	diff_select_init(&ds, x, (int32_t) n_old, y, (int32_t) n_new);
+	/* The interval's ends enclose the median: narrow once for all three. */
+	diff_narrow(&ds, out->ci_k, mn + 1 - out->ci_k);
 	if (mn % 2 == 1)
 		out->hl = diff_select(&ds, (mn + 1) / 2);
 	else
