@@ -904,7 +904,13 @@ diff_select_init(DiffSelect *ds, const double *x, int32_t m,
 		ds->pos[p] = cv_alloc((size_t) m * sizeof(int32_t));
 	ds->cum = cv_alloc(((size_t) m + 1) * sizeof(int64_t));
 	ds->sample = cv_alloc(DIFF_SAMPLE * sizeof(double));
+	/*
+	 * Listing 2(m + n) candidates costs about as much as a counting round;
+	 * the cap keeps the buffer (32 MB) far under palloc's 1 GB limit.
+	 */
 	ds->list_limit = 2 * ((int64_t) m + n);
+	if (ds->list_limit > (INT64_C(1) << 22))
+		ds->list_limit = INT64_C(1) << 22;
 	if (ds->list_limit < 8 * DIFF_SAMPLE)
 		ds->list_limit = 8 * DIFF_SAMPLE;
 	ds->buf = NULL;

@@ -61,8 +61,10 @@
  *                                restarted from 0, so all of v[i] is new)
  *   rate     = increase / (ts[n-1] - ts[0])
  * Samples must be in non-decreasing ts order (ORDER BY ts) with finite
- * timestamps, else CV_HEALTH_INVALID.  Fewer than 2 samples, or samples
- * that span no time (ts[n-1] == ts[0]), give no data.
+ * timestamps, else CV_HEALTH_INVALID.  Samples with equal timestamps are
+ * taken in the order given, so the caller breaks such ties the same way
+ * every time (ORDER BY ts, id).  Fewer than 2 samples, or samples that
+ * span no time (ts[n-1] == ts[0]), give no data.
  *
  * ---------------------------------------------------------------------------
  * Simple and comparison checks
@@ -110,7 +112,8 @@
  * Exact distribution: with CV_MW_AUTO, when m < 50, n < 50 and no two
  * pooled values are equal (R's rule), the p-values and the interval come
  * from the exact null distribution of U instead (as R's wilcox.test and
- * scipy's method='exact'): p_less = P(U' <= U), p_greater = P(U' >= U),
+ * scipy's method='exact'), with U' the statistic under the null
+ * hypothesis: p_less = P(U' <= U), p_greater = P(U' >= U),
  * p_two_sided = min(1, 2 min(p_less, p_greater)).  CV_MW_ASYMPTOTIC always
  * uses the normal approximation.  z is reported either way.
  *
@@ -133,11 +136,14 @@
  * The k-th difference is selected without forming the mn differences: both
  * samples are sorted, then sampled pivots with a two-pointer count over the
  * sorted samples narrow the candidates until they can be listed, in
- * O((m + n) log(mn)) expected time.  So 2 x 100,000 samples take
- * milliseconds, and the result is the exact order statistic.
+ * O((m + n) log(mn)) expected time: 2 x 100,000 samples take tens of
+ * milliseconds (test/bench/bench_health.c), and the result is the exact
+ * order statistic.
  *
  * When all N values are equal, sigma is 0: U = mean, z = 0, every p-value
- * is 1, hl and the interval are [0, 0].
+ * is 1, hl and the interval are [0, 0].  Values beyond about +-8e307 can
+ * make a difference overflow to +-Infinity; metrics never come near.
+ * Without a value (NODATA, INVALID) the p-values are 1 and the rest 0.
  *
  * ---------------------------------------------------------------------------
  * Statistical check (Kayenta's Mann-Whitney classifier)
@@ -154,7 +160,14 @@
  * so).  The interval already excludes 0 with the requested confidence in
  * both cases; the tolerance further asks that its near end be at least that
  * fraction of the estimated shift, so a barely significant shift passes.
- * A tolerance of 1 or more can never flag.  Differences from Kayenta:
+ * A tolerance of 1 or more can never flag.
+ *
+ * The rule judges the shift of the median difference, so it does not see
+ * a change confined to less than half of the samples: with an old version
+ * at 0 errors in every interval and a new one with errors in 30% of them,
+ * hl is 0 and the check passes although p is tiny.  Rare events such as
+ * errors belong in a comparison check on avg, sum or rate, which fails that
+ * case by the zero-baseline rule.  Differences from Kayenta:
  *   - no data on either side gives CV_VERDICT_NODATA, as Kayenta's Nodata;
  *   - samples too small to reach the confidence (ci_reached false) also
  *     give NODATA instead of judging on an interval of lower coverage;
