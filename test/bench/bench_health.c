@@ -18,6 +18,7 @@
  * full sort.
  */
 #include "health_stats.h"
+#include "bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -29,44 +30,6 @@
 #define MW_REPS		9
 #define WINDOW		1000000
 #define RED_REPS	7
-
-/* Milliseconds on the monotonic clock. */
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* qsort comparator for doubles (timings and samples). */
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-/* Median of n timings (sorts them in place). */
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t) n, sizeof(double), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* xorshift64*: deterministic data. */
-static uint64_t
-next_random(uint64_t *state)
-{
-	*state ^= *state >> 12;
-	*state ^= *state << 25;
-	*state ^= *state >> 27;
-	return *state * UINT64_C(0x2545f4914f6cdd1d);
-}
 
 /* Uniform in [0, 1). */
 static double

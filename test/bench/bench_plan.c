@@ -12,6 +12,7 @@
  * is wrong (target counts per phase), never because of timing.
  */
 #include "plan.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,26 +24,6 @@
 
 static const char *const regions[] = {"eu", "us", "ap"};
 
-/* Milliseconds on the monotonic clock. */
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* qsort comparator for doubles, to take medians. */
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* qsort comparator for the baseline's 64-bit keys. */
 static int
 cmp_u64(const void *a, const void *b)
@@ -51,24 +32,6 @@ cmp_u64(const void *a, const void *b)
 	uint64_t	y = *(const uint64_t *) b;
 
 	return (x > y) - (x < y);
-}
-
-/* Median of n timings (sorts them in place). */
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t) n, sizeof(double), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* xorshift64*: a fast deterministic source of baseline keys. */
-static uint64_t
-next_random(uint64_t *state)
-{
-	*state ^= *state >> 12;
-	*state ^= *state << 25;
-	*state ^= *state >> 27;
-	return *state * UINT64_C(0x2545f4914f6cdd1d);
 }
 
 /* A fleet of nsub subunits in units of UNIT_SIZE, names in one buffer. */
