@@ -1,0 +1,425 @@
+-- conveyor 0.3: the push engine's decider, replacing 0.2's (src/sql/0.2/200_engine.sql
+-- keeps the history of how it came to be). 0.3 adds: push types reached over
+-- HTTP (the workers make the calls outside any transaction; see
+-- docs/push-type-protocol.md and src/http_call.c) and the service's
+-- healthchecks evaluated while a phase bakes (docs/healthchecks.md).
+--
+
+-- Advance one push as far as it can go without waiting (bounded), in the
+-- caller's transaction; the caller (a worker) holds the push locked.
+--
+-- The push, its phases and the events of the step are kept in local
+-- variables and written once at the end: one UPDATE of the push, one of the
+-- phases that changed, one INSERT of all events. Sub-steps run in a loop
+-- while the next one is due at once (a push type that answers synchronously
+-- goes through a whole phase in one step):
+--   plan    get_units, then the C planner picks the phase's targets
+--   update  confirm in-flight updates (get_units), send the next batch
+--           (send_update); when every target is resolved, judge the phase
+--           against its fault tolerance
+--   bake    check_health at the service's interval until the bake is over
+CREATE OR REPLACE FUNCTION conveyor._push_step(p_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    p conveyor.push;
+    s conveyor.service;
+    t conveyor.push_type;
+    phs conveyor.push_phase[];      -- every phase of the push, by position + 1
+    ph conveyor.push_phase;         -- the current phase (copied back into phs)
+    dirty int[] := '{}';            -- positions of phases changed in this step
+    evs jsonb := '[]';              -- events of this step, written at the end
+    u record;
+    answer record;
+    h record;
+    next_at timestamptz;
+    v_due timestamptz;
+    v_started timestamptz;
+    t0 timestamptz;
+    v_pt float8;
+    budget int := 16;
+    n_pending int;                  -- carried between sub-steps; NULL = unknown
+    n_sent int;
+    acc_done int;                   -- the phase's outcomes so far, when it was planned
+    acc_failed int;                 -- in this step (else NULL: count them from the table)
+    n_targets int;
+    n_already int;
+    n_done int;
+    n_failed int;
+    n_gone int;
+    allowed int;
+    batch jsonb;
+    n_batch_sent int;
+    n_batch_done int;
+    n_batch_refused int;
+    n_batch int;
+    batch_errors jsonb;
+    touched text[];
+    verb text;
+    end_state text;                 -- set to end the push: succeeded, failed
+    end_outcome text;
+    end_reason text;
+    unhealthy_reason text;
+    phase_done boolean;             -- the current phase passed in this sub-step
+    phase_done_reason text;
+BEGIN
+    SELECT * INTO p FROM conveyor.push WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND OR p.state <> 'running' THEN
+        RETURN;
+    END IF;
+    SELECT * INTO s FROM conveyor.service WHERE name = p.service;
+    SELECT * INTO t FROM conveyor.push_type WHERE name = s.push_type;
+    phs := ARRAY(SELECT x FROM conveyor.push_phase x WHERE x.push_id = p.id ORDER BY x.position);
+    ph := phs[p.phase + 1];
+    v_due := p.next_step_at;
+
+    <<steps>>
+    LOOP
+        v_started := clock_timestamp();
+        v_pt := 0;
+        next_at := NULL;
+        verb := NULL;
+        unhealthy_reason := NULL;
+        phase_done := false;
+        phase_done_reason := NULL;
+
+        BEGIN
+            IF p.step = 'plan' THEN
+                -------------------------------------------------------------- plan
+                verb := 'get_units';
+                t0 := clock_timestamp();
+                u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
+                u.units := coalesce(u.units, '{}'); u.labels := coalesce(u.labels, '{}');
+                u.subunits := coalesce(u.subunits, '{}'); u.versions := coalesce(u.versions, '{}');
+                IF t.needs_push IS NOT NULL THEN
+                    -- units the push type says need no push count as running the version
+                    verb := 'needs_push';
+                    EXECUTE format('SELECT array_agg(CASE WHEN n.needs_push IS FALSE THEN $3 ELSE x.v END ORDER BY x.i) '
+                                   'FROM unnest($4::text[], $5::text[]) WITH ORDINALITY x(unit, v, i) '
+                                   'LEFT JOIN %s($1::text, $2::jsonb, $3::text) n ON n.unit = x.unit',
+                                   t.needs_push::oid::regproc)
+                       INTO u.versions USING s.name, s.push_type_config, p.version, u.units, u.versions;
+                    u.versions := coalesce(u.versions, '{}');
+                END IF;
+                v_pt := conveyor._ms_since(t0);
+                verb := NULL;
+
+                IF p.phase > 0 THEN
+                    -- updates sent by an earlier (skipped) phase that have landed since
+                    UPDATE conveyor.push_subunit ps SET state = 'done', done_at = clock_timestamp()
+                      FROM unnest(u.units, u.subunits, u.versions) x(unit, subunit, version)
+                     WHERE ps.push_id = p.id AND ps.state = 'sent' AND ps.phase < p.phase
+                       AND ps.unit = x.unit AND ps.subunit = x.subunit AND x.version = ps.to_version;
+                END IF;
+
+                INSERT INTO conveyor.push_subunit AS ps (push_id, unit, subunit, phase, from_version, to_version,
+                                                         idempotency_key)
+                SELECT p.id, x.unit, x.subunit, p.phase, x.from_version, p.version,
+                       format('%s/%s/%s', p.id, p.phase, md5(x.unit || '/' || x.subunit))
+                  FROM conveyor._plan_targets(u.units, u.labels, u.subunits, u.versions,
+                                              (SELECT array_agg(f.scope ORDER BY f.position) FROM unnest(phs[1:p.phase + 1]) f),
+                                              (SELECT array_agg(f.amount ORDER BY f.position) FROM unnest(phs[1:p.phase + 1]) f),
+                                              p.phase, p.version, p.seed) x
+                 WHERE x.subunit IS NOT NULL
+                    ON CONFLICT (push_id, unit, subunit) DO UPDATE
+                   SET phase = excluded.phase, state = 'pending', from_version = excluded.from_version,
+                       idempotency_key = excluded.idempotency_key, error = NULL, sent_at = NULL
+                 WHERE ps.state IN ('failed', 'gone', 'skipped', 'pending', 'done')
+                    OR (ps.state = 'sent' AND ps.phase < excluded.phase);
+                GET DIAGNOSTICS n_targets = ROW_COUNT;
+                n_already := (SELECT count(*) FROM unnest(u.subunits, u.versions) x(subunit, version)
+                               WHERE x.subunit IS NOT NULL AND x.version = p.version);
+
+                ph.state := 'running'; ph.started_at := clock_timestamp();
+                ph.targets := n_targets; ph.already := n_already;
+                dirty := dirty || ph.position;
+                p.step := 'update'; p.errors := 0;
+                n_pending := n_targets; n_sent := 0;
+                acc_done := 0; acc_failed := 0;
+                evs := evs || jsonb_build_object('kind', 'phase_started', 'phase', p.phase, 'at', clock_timestamp(),
+                    'detail', jsonb_build_object('targets', n_targets, 'already', n_already,
+                                                 'units', (SELECT count(DISTINCT x) FROM unnest(u.units) x),
+                                                 'subunits', cardinality(array_remove(u.subunits, NULL)))
+                              || conveyor._timing(v_due, v_started, v_pt));
+                IF n_targets = 0 THEN
+                    -- needs-push said no everywhere in scope: nothing to update, nothing to bake
+                    phase_done := true; phase_done_reason := 'nothing to update';
+                END IF;
+                next_at := clock_timestamp();
+
+            ELSIF p.step = 'bake' THEN
+                -------------------------------------------------------------- bake
+                IF p.kind = 'push' AND NOT p.skip_healthchecks AND t.check_health IS NOT NULL THEN
+                    touched := (SELECT array_agg(DISTINCT x.unit ORDER BY x.unit)
+                                  FROM conveyor.push_subunit x WHERE x.push_id = p.id AND x.state IN ('done', 'sent'));
+                    IF touched IS NOT NULL THEN
+                        verb := 'check_health';
+                        t0 := clock_timestamp();
+                        h := conveyor._call_check_health(t.check_health, s.name, s.push_type_config, touched);
+                        v_pt := conveyor._ms_since(t0);
+                        verb := NULL;
+                        evs := evs || jsonb_build_object('kind', 'health_checked', 'phase', p.phase, 'at', clock_timestamp(),
+                            'detail', jsonb_build_object('healthy', h.unhealthy IS NULL, 'units_checked', h.checked,
+                                                         'unhealthy', coalesce(h.unhealthy, '[]'))
+                                      || conveyor._timing(v_due, v_started, v_pt));
+                        IF h.unhealthy IS NOT NULL THEN
+                            unhealthy_reason := format('unhealthy in phase %s: %s', p.phase + 1,
+                                (SELECT string_agg(format('%s (%s)', e->>'unit', coalesce(e->>'reason', 'no reason given')), ', ')
+                                   FROM jsonb_array_elements(h.unhealthy) e));
+                        END IF;
+                    END IF;
+                END IF;
+                IF unhealthy_reason IS NULL THEN
+                    p.errors := 0;
+                    IF clock_timestamp() >= ph.bake_until THEN
+                        phase_done := true;
+                        next_at := clock_timestamp();
+                    ELSE
+                        next_at := least(ph.bake_until, clock_timestamp() + s.health_interval);
+                    END IF;
+                END IF;
+
+            ELSE
+                -------------------------------------------------------------- update / confirm
+                IF n_pending IS NULL THEN
+                    SELECT count(*) FILTER (WHERE x.state = 'sent'), count(*) FILTER (WHERE x.state = 'pending')
+                      INTO n_sent, n_pending
+                      FROM conveyor.push_subunit x
+                     WHERE x.push_id = p.id AND x.phase = p.phase AND x.state IN ('sent', 'pending');
+                END IF;
+
+                -- confirm: which in-flight updates now run the version, failed, or vanished
+                IF n_sent > 0 THEN
+                    verb := 'get_units';
+                    t0 := clock_timestamp();
+                    u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
+                    v_pt := v_pt + conveyor._ms_since(t0);
+                    verb := NULL;
+                    WITH now_running AS (
+                        SELECT x.unit, x.subunit, x.version, x.status
+                          FROM unnest(u.units, u.subunits, u.versions, u.statuses) x(unit, subunit, version, status)
+                         WHERE x.subunit IS NOT NULL),
+                    resolved AS (
+                        SELECT ps.unit, ps.subunit,
+                               CASE WHEN r.unit IS NULL THEN 'gone'
+                                    WHEN r.status IN ('failed', 'unreachable') THEN 'failed'
+                                    WHEN r.version = ps.to_version AND r.status = 'ok' THEN 'done'
+                                    WHEN ps.sent_at + s.update_timeout < clock_timestamp() THEN 'failed'
+                               END AS state,
+                               CASE WHEN r.unit IS NULL THEN 'subunit no longer exists'
+                                    WHEN r.status IN ('failed', 'unreachable') THEN 'update ' || r.status
+                                    WHEN r.version = ps.to_version AND r.status = 'ok' THEN NULL
+                                    ELSE format('not confirmed within %s', s.update_timeout)
+                               END AS error
+                          FROM conveyor.push_subunit ps
+                          LEFT JOIN now_running r ON r.unit = ps.unit AND r.subunit = ps.subunit
+                         WHERE ps.push_id = p.id AND ps.phase = p.phase AND ps.state = 'sent'),
+                    changed AS (
+                        UPDATE conveyor.push_subunit ps
+                           SET state = r.state, error = r.error,
+                               done_at = CASE WHEN r.state = 'done' THEN clock_timestamp() END
+                          FROM resolved r
+                         WHERE r.state IS NOT NULL AND ps.push_id = p.id AND ps.unit = r.unit AND ps.subunit = r.subunit
+                        RETURNING 1)
+                    SELECT n_sent - count(*) INTO n_sent FROM changed;
+                    acc_done := NULL; acc_failed := NULL;   -- outcomes landed outside the batches
+                END IF;
+
+                -- send: the next batch, keeping at most max_in_flight updates in flight
+                IF n_pending > 0 AND n_sent < s.max_in_flight THEN
+                    SELECT jsonb_agg(jsonb_build_object('unit', b.unit, 'subunit', b.subunit,
+                                                        'version', b.to_version, 'key', b.idempotency_key)
+                                     ORDER BY b.unit, b.subunit)
+                      INTO batch
+                      FROM (SELECT x.unit, x.subunit, x.to_version, x.idempotency_key
+                              FROM conveyor.push_subunit x
+                             WHERE x.push_id = p.id AND x.phase = p.phase AND x.state = 'pending'
+                             ORDER BY x.unit, x.subunit
+                             LIMIT s.max_in_flight - n_sent) b;
+                    verb := 'send_update';
+                    t0 := clock_timestamp();
+                    answer := conveyor._call_send_update(t.send_update, s.name, s.push_type_config, batch);
+                    v_pt := v_pt + conveyor._ms_since(t0);
+                    verb := NULL;
+                    -- no row: accepted, in flight; a row with an error: refused; a row
+                    -- without one: the push type finished the update while sending
+                    WITH answered AS (
+                        UPDATE conveyor.push_subunit ps
+                           SET state = CASE WHEN e.unit IS NULL THEN 'sent' WHEN e.error IS NULL THEN 'done' ELSE 'failed' END,
+                               error = e.error, sent_at = clock_timestamp(), attempts = ps.attempts + 1,
+                               done_at = CASE WHEN e.unit IS NOT NULL AND e.error IS NULL THEN clock_timestamp() END
+                          FROM jsonb_to_recordset(batch) b(unit text, subunit text)
+                          LEFT JOIN unnest(answer.units, answer.subunits, answer.errors) e(unit, subunit, error)
+                            ON e.unit = b.unit AND e.subunit = b.subunit
+                         WHERE ps.push_id = p.id AND ps.unit = b.unit AND ps.subunit = b.subunit
+                        RETURNING ps.state, ps.error)
+                    SELECT count(*) FILTER (WHERE a.state = 'sent'), count(*) FILTER (WHERE a.state = 'done'),
+                           count(*) FILTER (WHERE a.state = 'failed'),
+                           coalesce(jsonb_agg(DISTINCT a.error) FILTER (WHERE a.error IS NOT NULL), '[]'), count(*)
+                      INTO n_batch_sent, n_batch_done, n_batch_refused, batch_errors, n_batch
+                      FROM answered a;
+                    evs := evs || jsonb_build_object('kind', 'update_batch', 'phase', p.phase, 'at', clock_timestamp(),
+                        'detail', jsonb_build_object('sent', n_batch_sent, 'done', n_batch_done,
+                                                     'refused', n_batch_refused, 'errors', batch_errors)
+                                  || conveyor._timing(v_due, v_started, v_pt));
+                    n_pending := n_pending - n_batch;
+                    n_sent := n_sent + n_batch_sent;
+                    acc_done := acc_done + n_batch_done;
+                    acc_failed := acc_failed + n_batch_refused;
+                    p.errors := 0;
+                END IF;
+
+                IF n_pending > 0 OR n_sent > 0 THEN
+                    IF n_pending = 0 THEN
+                        p.step := 'confirm';
+                    END IF;
+                    -- more to send now, or wait for the in-flight ones
+                    next_at := CASE WHEN n_pending > 0 AND n_sent < s.max_in_flight THEN clock_timestamp()
+                                    ELSE clock_timestamp() + s.poll_interval END;
+                    p.errors := 0;
+                ELSE
+                    -- every target resolved: judge the phase
+                    IF acc_done IS NOT NULL THEN
+                        n_done := acc_done; n_failed := acc_failed; n_gone := 0;
+                    ELSE
+                        SELECT count(*) FILTER (WHERE x.state = 'done'), count(*) FILTER (WHERE x.state = 'failed'),
+                               count(*) FILTER (WHERE x.state = 'gone')
+                          INTO n_done, n_failed, n_gone
+                          FROM conveyor.push_subunit x WHERE x.push_id = p.id AND x.phase = p.phase;
+                    END IF;
+                    ph.updated := n_done; ph.failed := n_failed; ph.gone := n_gone;
+                    ph.updates_done_at := clock_timestamp();
+                    ph.bake_until := clock_timestamp()
+                                     + CASE WHEN ph.bake_skipped OR p.kind = 'revert' THEN '0' ELSE ph.bake END;
+                    dirty := dirty || ph.position;
+                    allowed := floor((n_done + n_failed) * ph.fault_tolerance / 100);
+                    evs := evs || jsonb_build_object('kind', 'updates_confirmed', 'phase', p.phase, 'at', clock_timestamp(),
+                        'detail', jsonb_build_object('updated', n_done, 'failed', n_failed, 'gone', n_gone,
+                                                     'fault_tolerance', ph.fault_tolerance, 'failures_allowed', allowed)
+                                  || conveyor._timing(v_due, v_started, v_pt));
+                    IF n_failed > allowed THEN
+                        end_state := 'failed'; end_outcome := 'good failure';
+                        end_reason := format('update failures over tolerance in phase %s: %s of %s subunits failed (tolerance %s%%, %s allowed)',
+                                             p.phase + 1, n_failed, n_done + n_failed, ph.fault_tolerance, allowed);
+                    ELSE
+                        p.step := 'bake'; p.errors := 0;
+                        IF p.skip_healthchecks AND p.kind = 'push' THEN
+                            evs := evs || jsonb_build_object('kind', 'health_skipped', 'phase', p.phase,
+                                'at', clock_timestamp(), 'reason', 'healthchecks skipped for this push');
+                        END IF;
+                        next_at := clock_timestamp();
+                    END IF;
+                    n_pending := NULL; n_sent := NULL; acc_done := NULL; acc_failed := NULL;
+                END IF;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            IF verb IS NULL THEN
+                RAISE;      -- not a push type's fault: the worker records it as a step error
+            END IF;
+            -- a push-type verb failed: retry with backoff, or end as a bad failure
+            v_pt := v_pt + conveyor._ms_since(t0);
+            p.errors := p.errors + 1;
+            IF p.errors > s.retry_limit THEN
+                end_state := 'failed'; end_outcome := 'bad failure';
+                end_reason := format('push type %s failed %s times (retry limit %s): %s',
+                                     verb, p.errors, s.retry_limit, SQLERRM);
+            ELSE
+                evs := evs || jsonb_build_object('kind', 'push_type_error', 'phase', p.phase, 'at', clock_timestamp(),
+                    'detail', jsonb_build_object('verb', verb, 'sqlstate', SQLSTATE, 'error', SQLERRM,
+                                                 'attempt', p.errors, 'retry_limit', s.retry_limit));
+                next_at := conveyor._retry_at(p.errors);
+            END IF;
+            n_pending := NULL; n_sent := NULL; acc_done := NULL; acc_failed := NULL;
+        END;
+
+        -- the phase passed: on to the next one, or the push succeeded
+        IF phase_done THEN
+            ph.state := 'succeeded'; ph.ended_at := clock_timestamp();
+            dirty := dirty || ph.position;
+            evs := evs || jsonb_build_object('kind', 'phase_succeeded', 'phase', p.phase, 'at', clock_timestamp(),
+                'reason', phase_done_reason, 'detail', conveyor._timing(v_due, v_started, v_pt));
+        END IF;
+        phs[p.phase + 1] := ph;
+        IF phase_done THEN
+            IF p.phase + 1 >= p.phases THEN
+                end_state := 'succeeded';
+            ELSE
+                p.phase := p.phase + 1; p.step := 'plan';
+                ph := phs[p.phase + 1];
+            END IF;
+        END IF;
+
+        -- an unhealthy verdict: the service's failure policy
+        IF unhealthy_reason IS NOT NULL THEN
+            IF s.failure_policy = 'pause' THEN
+                p.state := 'paused'; p.next_step_at := NULL;
+                evs := evs || jsonb_build_object('kind', 'push_paused', 'phase', p.phase, 'at', clock_timestamp(),
+                    'reason', unhealthy_reason,
+                    'detail', jsonb_build_object('policy', 'pause') || conveyor._timing(v_due, v_started, v_pt));
+            ELSIF s.failure_policy = 'fail' THEN
+                end_state := 'failed'; end_outcome := 'good failure'; end_reason := unhealthy_reason;
+            ELSE
+                end_state := 'revert'; end_reason := 'automatic revert: ' || unhealthy_reason;
+            END IF;
+        END IF;
+
+        -- the end of the push
+        IF end_state IN ('succeeded', 'failed') THEN
+            p.state := end_state;
+            p.outcome := coalesce(end_outcome, 'success');
+            p.outcome_reason := coalesce(end_reason,
+                CASE WHEN p.kind = 'revert' THEN format('reverted push %s', p.reverts)
+                     ELSE format('%s runs version %s', p.service, p.version) END);
+            p.ended_at := clock_timestamp(); p.next_step_at := NULL;
+            IF end_state <> 'succeeded' THEN
+                IF ph.state IN ('pending', 'running') THEN
+                    ph.state := 'failed'; ph.ended_at := clock_timestamp();
+                    phs[p.phase + 1] := ph; dirty := dirty || ph.position;
+                END IF;
+                -- updates never sent will not be
+                UPDATE conveyor.push_subunit SET state = 'skipped' WHERE push_id = p.id AND state = 'pending';
+            END IF;
+            evs := evs || jsonb_build_object('kind', 'push_' || end_state, 'phase', p.phase, 'at', clock_timestamp(),
+                'reason', p.outcome_reason,
+                'detail', jsonb_build_object('outcome', p.outcome) || conveyor._timing(v_due, v_started, v_pt));
+        END IF;
+
+        EXIT steps WHEN p.state <> 'running' OR end_state IS NOT NULL;
+        IF next_at IS NULL THEN
+            -- a running push without a due time would never be advanced again
+            RAISE EXCEPTION 'internal error: step % of push % left no next due time', p.step, p.id;
+        END IF;
+        budget := budget - 1;
+        IF next_at > clock_timestamp() OR budget = 0 THEN
+            p.next_step_at := next_at;
+            EXIT steps;
+        END IF;
+        -- the next transition is due at once
+        v_due := clock_timestamp();
+    END LOOP;
+
+    -- write the step: the push, the phases it changed, its events
+    UPDATE conveyor.push x
+       SET state = p.state, phase = p.phase, step = p.step, outcome = p.outcome,
+           outcome_reason = p.outcome_reason, next_step_at = p.next_step_at, errors = p.errors,
+           ended_at = p.ended_at
+     WHERE x.id = p.id;
+    IF cardinality(dirty) > 0 THEN
+        UPDATE conveyor.push_phase x
+           SET state = f.state, targets = f.targets, already = f.already, updated = f.updated,
+               failed = f.failed, gone = f.gone, started_at = f.started_at,
+               updates_done_at = f.updates_done_at, bake_until = f.bake_until, ended_at = f.ended_at
+          FROM unnest(phs) f
+         WHERE x.push_id = p.id AND x.position = f.position AND f.position = ANY (dirty);
+    END IF;
+    INSERT INTO conveyor.push_event (push_id, at, kind, phase, reason, detail)
+    SELECT p.id, (e->>'at')::timestamptz, e->>'kind', (e->>'phase')::int, e->>'reason', coalesce(e->'detail', '{}')
+      FROM jsonb_array_elements(evs) WITH ORDINALITY AS x(e, n)
+     ORDER BY x.n;
+
+    -- the revert policy starts a new push, written through the tables
+    IF end_state = 'revert' THEN
+        PERFORM conveyor._revert_start(p.id, NULL, end_reason);
+    END IF;
+END $$;
+COMMENT ON FUNCTION conveyor._push_step(bigint) IS
+    'internal: advances one push (called by the workers with the push locked)';
