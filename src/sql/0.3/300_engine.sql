@@ -406,14 +406,14 @@ BEGIN
                 p.errors := p.errors + 1;
                 IF SQLSTATE = '08P01' THEN
                     end_state := 'failed'; end_outcome := 'bad failure';
-                    end_reason := format('push type %s failed and retrying cannot help: %s', verb, SQLERRM);
+                    end_reason := format('push type %s failed and retrying cannot help: %s', verb, conveyor._redact(SQLERRM));
                 ELSIF p.errors > s.retry_limit THEN
                     end_state := 'failed'; end_outcome := 'bad failure';
                     end_reason := format('push type %s failed %s times (retry limit %s): %s',
-                                         verb, p.errors, s.retry_limit, SQLERRM);
+                                         verb, p.errors, s.retry_limit, conveyor._redact(SQLERRM));
                 ELSE
                     evs := evs || jsonb_build_object('kind', 'push_type_error', 'phase', p.phase, 'at', clock_timestamp(),
-                        'detail', jsonb_build_object('verb', verb, 'sqlstate', SQLSTATE, 'error', SQLERRM,
+                        'detail', jsonb_build_object('verb', verb, 'sqlstate', SQLSTATE, 'error', conveyor._redact(SQLERRM),
                                                      'attempt', p.errors, 'retry_limit', s.retry_limit));
                     next_at := conveyor._retry_at(p.errors);
                 END IF;

@@ -82,9 +82,14 @@ CREATE TABLE conveyor.http_unit (
 );
 COMMENT ON TABLE conveyor.http_unit IS 'The endpoint that last reported each unit of an http service';
 
-REVOKE ALL ON conveyor.push_call, conveyor.http_unit FROM PUBLIC;
-GRANT SELECT ON conveyor.http_push_type TO PUBLIC;
-GRANT SELECT ON conveyor.push_call, conveyor.http_unit TO conveyor_reader;
+-- readable like the pushes and services they belong to (190_access.sql)
+GRANT SELECT ON conveyor.http_push_type, conveyor.push_call, conveyor.http_unit TO PUBLIC;
+ALTER TABLE conveyor.push_call ENABLE ROW LEVEL SECURITY;
+CREATE POLICY push_call_visible ON conveyor.push_call FOR SELECT
+    USING ((SELECT conveyor._reads_all()) OR push_id IN (SELECT p.id FROM conveyor.push p));
+ALTER TABLE conveyor.http_unit ENABLE ROW LEVEL SECURITY;
+CREATE POLICY http_unit_visible ON conveyor.http_unit FOR SELECT
+    USING ((SELECT conveyor._reads_all()) OR service IN (SELECT s.name FROM conveyor.service s));
 
 -- ---------------------------------------------------------------- checks
 
@@ -245,6 +250,24 @@ $$;
 COMMENT ON FUNCTION conveyor._http_request(bigint, text, jsonb) IS
     'internal: records an http verb call for a worker to make';
 
+-- A push type's error text with every secret's value in it replaced: verbs
+-- (sql ones especially) may echo what they were given, and their errors are
+-- copied into events, outcome reasons and the errors of push_start.
+CREATE FUNCTION conveyor._redact(msg text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v text;
+BEGIN
+    IF msg IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOR v IN SELECT x.value FROM conveyor.secret x WHERE length(x.value) >= 4 AND strpos(msg, x.value) > 0 LOOP
+        msg := replace(msg, v, '[redacted]');
+    END LOOP;
+    RETURN msg;
+END $$;
+COMMENT ON FUNCTION conveyor._redact(text) IS 'internal: a text with the value of every secret in it replaced by [redacted]';
+
 -- get units' answer as the arrays an sql verb gives (see _call_get_units).
 CREATE FUNCTION conveyor._http_units(r jsonb,
     OUT units text[], OUT labels jsonb[], OUT subunits text[], OUT versions text[], OUT statuses text[])
@@ -265,6 +288,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     t conveyor.push_type;
     r jsonb;
+    e_msg text;
+    e_detail text;
+    e_hint text;
+    e_state text;
 BEGIN
     SELECT * INTO t FROM conveyor.push_type WHERE name = s.push_type;
     IF t.transport = 'http' THEN
@@ -275,6 +302,12 @@ BEGIN
         SELECT * INTO units, labels, subunits, versions, statuses
           FROM conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
     END IF;
+EXCEPTION WHEN OTHERS THEN
+    -- the verb's error goes on to the caller, without any secret it echoed
+    GET STACKED DIAGNOSTICS e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT, e_state = RETURNED_SQLSTATE;
+    RAISE EXCEPTION USING MESSAGE = conveyor._redact(e_msg), DETAIL = coalesce(conveyor._redact(e_detail), ''),
+                          HINT = coalesce(conveyor._redact(e_hint), ''), ERRCODE = e_state;
 END $$;
 COMMENT ON FUNCTION conveyor._get_units_now(conveyor.service) IS
     'internal: a service''s units, subunits and versions, asked of its push type now';
@@ -393,6 +426,7 @@ REVOKE EXECUTE ON FUNCTION
     conveyor._http_result(bigint, text, jsonb),
     conveyor._http_request(bigint, text, jsonb),
     conveyor._http_units(jsonb),
+    conveyor._redact(text),
     conveyor._get_units_now(conveyor.service),
     conveyor._http_get_units_now(text),
     conveyor._http_units_seen(text, jsonb),
