@@ -578,6 +578,16 @@ SELECT lives_ok($$SELECT conveyor.sim_subunit_set_unreachable('fleet_ada', 'eu-1
 SELECT lives_ok($$SELECT conveyor.sim_unit_remove('fleet_ada', 'eu-1')$$, 'removes a unit');
 SELECT lives_ok($$SELECT conveyor.sim_fleet_drop('fleet_ada')$$, 'drops the fleet');
 RESET SESSION AUTHORIZATION;
+SELECT is(ARRAY(SELECT e.action || ' ' || coalesce(e.detail->>'table', '') || ' ' || coalesce(e.detail->>'operation', '')
+                   FROM conveyor.config_event e
+                  WHERE e.object_kind = 'sim_fleet' AND e.object_name = 'fleet_ada' AND e.actor = 'ada'
+                    AND e.acting_role = 'ada' ORDER BY e.id),
+          '{"create sim_fleet insert","alter sim_unit update","alter sim_subunit insert","alter sim_version insert","alter sim_subunit update","alter sim_subunit update","alter sim_subunit update","alter sim_unit delete","alter sim_subunit delete","drop sim_fleet delete"}'::text[],
+          'every edit of the simulated fleet is in the configuration history, with the acting role: one event for the creation, then each change');
+SELECT is((SELECT count(*) FROM conveyor.config_event e WHERE e.object_kind = 'sim_fleet' AND e.object_name = 'fleet_a'
+             AND e.at > (SELECT min(p.created_at) FROM conveyor.push p JOIN conveyor.service s ON s.name = p.service
+                          WHERE s.push_type_config->>'fleet' = 'fleet_a')),
+          0::bigint, 'pushes through a simulated fleet leave no configuration events');
 
 -- Push-type verbs run with a superuser's rights (in the workers, and in
 -- push_start and plan_preview): an administrator may register only verbs a
