@@ -10,7 +10,7 @@
 -- Runs as the extension's owner (the history is written by conveyor only),
 -- recording the caller's role (_acting_role looks past SECURITY DEFINER).
 CREATE FUNCTION conveyor._sim_audit() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, conveyor, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
     -- the changed rows as (fleet, item), from the trigger's transition table
@@ -63,7 +63,7 @@ CREATE TRIGGER sim_version_update_audit AFTER UPDATE ON conveyor.sim_version
 -- trigger cannot have transition tables, so this one is per row, and fires
 -- only when the column is set (never for the verbs' updates).
 CREATE FUNCTION conveyor._sim_audit_reachability() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, conveyor, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM conveyor._config_event('sim_fleet', NEW.fleet, 'alter', NULL,
         jsonb_build_object('table', 'sim_subunit', 'operation', 'update',
