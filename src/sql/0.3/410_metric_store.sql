@@ -246,7 +246,8 @@ COMMENT ON FUNCTION conveyor.metric_retention_set(interval, int, text) IS
 -- partitions grant nothing to anyone (made by the extension's owner).
 GRANT INSERT ON conveyor.metric_sample TO PUBLIC;
 GRANT SELECT ON conveyor.metric_samples TO PUBLIC;
-GRANT SELECT ON conveyor.metric_retention TO conveyor_admin;
+-- administrators read everything, raw samples included
+GRANT SELECT ON conveyor.metric_retention, conveyor.metric_sample TO conveyor_admin;
 -- The maintenance makes and drops tables in schema conveyor: it runs as the
 -- extension's owner, for administrators and the pg_cron job.
 ALTER FUNCTION conveyor.metric_maintain() SECURITY DEFINER SET search_path = pg_catalog, conveyor, pg_temp;
