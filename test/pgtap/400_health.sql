@@ -370,6 +370,38 @@ SELECT alike(cvt.eval(:pp, NULL, '[{"check": "up", "status": "ok", "body": {"sta
 SELECT alike(cvt.eval(:pp, NULL, '[{"check": "up", "status": "ok", "body": {"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, "+Inf"]]}]}}}]'),
             '%check up: invalid: the value: value is not finite%', 'an infinite value: invalid, which fails');
 
+-- real answers of a real Prometheus (test/prometheus/capture.sh): the demo
+-- service at 1.0 and at 2.1-bad, which answers half its requests with 500
+\ir _prometheus_bodies.psql
+SELECT conveyor.sim_fleet_create('cvt_demo', '{eu,us}', 1, 4, '1.0') \gset
+SELECT conveyor.service_create('cvt_demo', 'simulated', 'cvt_hold', '{"fleet": "cvt_demo"}') \gset
+SELECT conveyor.healthcheck_set('cvt_demo', '[
+    {"name": "errors", "metric": "demo_errors", "source": "prometheus", "prometheus_url": "http://127.0.0.1:9090",
+     "query": "sum by (version) (rate(demo_errors_total[5s]))", "kind": "comparison", "threshold": 0.1},
+    {"name": "requests", "metric": "demo_requests", "source": "prometheus", "prometheus_url": "http://127.0.0.1:9090",
+     "query": "sum by (version) (rate(demo_requests_total{path=\"/\"}[5s]))", "kind": "comparison", "threshold": 0.2, "bound": "upper"},
+    {"name": "load", "metric": "demo_requests", "source": "prometheus", "prometheus_url": "http://127.0.0.1:9090",
+     "query": "sum by (version) (rate(demo_requests_total{path=\"/\"}[5s]))", "kind": "statistical", "direction": "either"}]') \gset
+SELECT conveyor.push_start('cvt_demo', '2.1-bad') AS pd \gset
+SELECT is(cvt.drive(:pd), 'paused', 'the demo push pauses: no Prometheus answer yet, and policy pause');
+SELECT alike(cvt.eval(:pd, NULL, jsonb_build_array(
+              jsonb_build_object('check', 'errors', 'status', 'ok', 'body', :'prom_errors'::jsonb),
+              jsonb_build_object('check', 'requests', 'status', 'ok', 'body', :'prom_requests'::jsonb),
+              jsonb_build_object('check', 'load', 'status', 'ok', 'body', :'prom_requests'::jsonb))),
+          'fail: unhealthy in phase 1: check errors: fail: infinite increase from a zero baseline (old 0, new %) is above the upper bound +10%',
+          'real Prometheus answers: 0 errors on 1.0 and errors on 2.1-bad fail by the zero-baseline rule');
+SELECT results_eq(format($$SELECT check_name, result, n_new, n_old FROM conveyor.health_evaluation
+                             WHERE push_id = %s AND source = 'prometheus' AND result <> 'nodata' ORDER BY id$$, :pd),
+                  $$VALUES ('errors', 'fail', 7::bigint, 7::bigint), ('requests', 'pass', 7, 7), ('load', 'pass', 7, 7)$$,
+                  'real Prometheus answers: 7 points per version each; the same load on both versions passes');
+SELECT is((SELECT round(value_new::numeric, 9) FROM cvt.last(:pd, 'errors')),
+          (SELECT round(avg((v #>> '{}')::float8)::numeric, 9) FROM jsonb_path_query(:'prom_errors'::jsonb,
+              '$.data.result[*] ? (@.metric.version == "2.1-bad").values[*][1]') v),
+          'real Prometheus answers: the new version''s value is the mean of its series'' values');
+SELECT alike(cvt.eval(:pd, NULL, jsonb_build_array(jsonb_build_object('check', 'errors', 'status', 'ok', 'body', :'prom_bad_query'::jsonb))),
+             '%check errors: no data: Prometheus answered bad_data: 1:6: parse error: unclosed left parenthesis (no-data policy: fail)%',
+             'a real Prometheus error answer (a bad query): no data, with its message');
+
 -- ================================================================ through the engine
 
 -- A faulty version with a higher error rate: the comparison check catches it, the push is reverted.
