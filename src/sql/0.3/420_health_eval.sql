@@ -281,7 +281,8 @@ BEGIN
                array_agg((h).confidence ORDER BY i) AS confidences, array_agg((h).tolerance ORDER BY i) AS tolerances,
                array_agg((h).direction ORDER BY i) AS directions, array_agg(i ORDER BY i) AS idx
           FROM chk WHERE (h).source = 'metric_store'),
-    store AS (
+    -- materialized: the scan runs once, never once per check it is joined to
+    store AS MATERIALIZED (
         SELECT store_in.idx[j.i] AS i, j.result, j.n_new, j.n_old, j.value_new, j.value_old, j.observed,
                j.u, j.p, j.hl, j.ci_low, j.ci_high, j.reason
           FROM store_in
