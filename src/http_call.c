@@ -56,10 +56,13 @@ typedef enum CallVerb
 	CALL_GET_UNITS,
 	CALL_NEEDS_PUSH,
 	CALL_SEND_UPDATE,
-	CALL_CHECK_HEALTH
+	CALL_CHECK_HEALTH,
+	CALL_PROMETHEUS				/* range queries of Prometheus healthchecks */
 } CallVerb;
 
-static const char *const verb_names[] = {"get_units", "needs_push", "send_update", "check_health"};
+#define CALL_VERBS 5
+
+static const char *const verb_names[] = {"get_units", "needs_push", "send_update", "check_health", "prometheus"};
 
 /* Stages of a chunk of send_update: ask task control, then update. */
 enum
@@ -358,6 +361,24 @@ call_send(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, cJSON
 	cvh_submit(m, r);
 }
 
+/* A GET of a full URL (Prometheus), answered into slot tag of the call's answers. */
+static void
+call_get_url(CvhMulti *m, CvCall *c, int tag, const char *url)
+{
+	CvhRequest *r = cvh_request_new(url, NULL, &c->settings, group_for(c->push_type));
+
+	if (r == NULL)
+	{
+		call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
+		return;
+	}
+	r->owner = c;
+	r->tag = tag;
+	c->outstanding++;
+	c->nrequests++;
+	cvh_submit(m, r);
+}
+
 /* The /v1/update request of chunk k, for the updates in allowed (taken over). */
 static void
 call_send_update(CvhMulti *m, CvCall *c, int k, cJSON *allowed)
@@ -417,6 +438,25 @@ call_start(CvhMulti *m, CvCall *c)
 			cJSON_AddArrayToObject(c->result, "unhealthy");
 			items = J_GET(c->request, "units");
 			break;
+		case CALL_PROMETHEUS:
+			{
+				cJSON	   *answers;
+				int			i = 0;
+
+				c->result = cJSON_CreateObject();
+				answers = cJSON_AddArrayToObject(c->result, "answers");
+				cJSON_ArrayForEach(item, J_GET(c->request, "requests"))
+				{
+					const char *url = J_STR(J_GET(item, "url"));
+
+					cJSON_AddItemToArray(answers, obj2("check", jdup(J_GET(item, "check")), "status",
+													   cJSON_CreateString(url ? "pending" : "error")));
+					if (url)
+						call_get_url(m, c, i, url);
+					i++;
+				}
+				return;
+			}
 		default:
 			return;
 	}
@@ -800,15 +840,43 @@ take_update(CvCall *c, cJSON *sent, cJSON *body)
 	return NULL;
 }
 
+/*
+ * A Prometheus answer: its body, or why there is none, in its slot. Never a
+ * failure of the call: a check without data is judged by its no-data policy.
+ */
+static void
+prometheus_answer(CvCall *c, CvhRequest *r)
+{
+	cJSON	   *slot = cJSON_GetArrayItem(J_GET(c->result, "answers"), r->tag);
+	cJSON	   *body = r->outcome == CVH_OK ? cJSON_ParseWithLength(r->response ? r->response : "", r->response_len) : NULL;
+
+	if (slot == NULL)
+		return;
+	cJSON_DeleteItemFromObjectCaseSensitive(slot, "status");
+	if (body)
+	{
+		cJSON_AddStringToObject(slot, "status", "ok");
+		cJSON_AddItemToObject(slot, "body", body);
+		return;
+	}
+	cJSON_AddStringToObject(slot, "status", "error");
+	cJSON_AddStringToObject(slot, "error", r->outcome == CVH_OK ? "the answer is not JSON" : r->error);
+}
+
 /* An answered request of call c: check it, keep it, send what follows. */
 static void
 call_answer(CvhMulti *m, CvCall *c, CvhRequest *r)
 {
 	cJSON	   *body = NULL;
 	const char *wrong = NULL;
-	Chunk	   *ch = c->verb == CALL_GET_UNITS ? NULL : &c->chunks[r->tag];
+	Chunk	   *ch = (c->verb == CALL_GET_UNITS || c->verb == CALL_PROMETHEUS) ? NULL : &c->chunks[r->tag];
 	cJSON	   *allowed = NULL;
 
+	if (c->verb == CALL_PROMETHEUS)
+	{
+		prometheus_answer(c, r);
+		return;
+	}
 	if (r->outcome != CVH_OK)
 	{
 		call_fail(c, r->outcome, "%s: %s", verb_names[c->verb], r->error);
@@ -843,6 +911,8 @@ call_answer(CvhMulti *m, CvCall *c, CvhRequest *r)
 				else
 					wrong = take_update(c, ch->sent, body);
 				break;
+			case CALL_PROMETHEUS:
+				break;			/* answered by prometheus_answer */
 		}
 	}
 	cJSON_Delete(body);
@@ -978,7 +1048,7 @@ call_from_row(HeapTuple tup, TupleDesc desc, char *error, size_t errsize)
 	if (c == NULL)
 		return NULL;
 	c->push_id = spi_long(tup, desc, 1, 0);
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < CALL_VERBS; k++)
 		if (verb && strcmp(verb, verb_names[k]) == 0)
 			c->verb = (CallVerb) k;
 	c->request = spi_json(tup, desc, 3, "{}");
@@ -1001,7 +1071,7 @@ call_from_row(HeapTuple tup, TupleDesc desc, char *error, size_t errsize)
 	cJSON_Delete(eps);
 	if (c->request == NULL || c->unitmap == NULL || c->push_type == NULL || c->request_hash == NULL)
 		snprintf(error, errsize, "%s: the call's request could not be read", verb ? verb : "call");
-	else if (c->nendpoints == 0)
+	else if (c->nendpoints == 0 && c->verb != CALL_PROMETHEUS)
 		snprintf(error, errsize, "%s: the service has no endpoints", verb);
 	if (verb)
 		pfree(verb);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make deps: install with apt-get whatever the build, tests, demo and benchmarks
-# need and is missing. (tmux, chromium and python3: the cli suite runs watch on
+# need and is missing. (prometheus: test/prometheus/capture.sh records the real
+# answers the healthcheck tests parse. tmux, chromium and python3: the cli suite runs watch on
 # a pseudo-terminal and renders the HTML report headless.) Idempotent; a no-op in well under a second when all is there.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev libcjson-dev python3 curl jq
   procps
   tmux chromium
+  prometheus
 )
 
 missing=()

@@ -7,6 +7,9 @@
 #            reducer over 1M samples against a plain C loop sum
 #   engine   test/bench/engine.sh: pushes on a throwaway cluster against
 #            pgbench -N on the same cluster
+#   health evaluation  test/bench/health_sql.sh: 20 checks over 1M samples
+#            through conveyor._health_evaluate against the hand-written SQL
+#            aggregates on the same data, on a throwaway cluster
 # Exits non-zero only when a benchmark finds a wrong result, never on timing.
 # PostgreSQL refuses to run as root, so as root this re-runs itself as the
 # postgres user on a copy of the tree that user owns (as test/run-tests.sh).
@@ -101,6 +104,13 @@ echo "==== engine (test/bench/engine.sh) ===="
 if ! bash "$src/test/bench/engine.sh" "$summary"; then
   rc=1
   grep -q '^engine correctness' "$summary" || row "engine correctness" "FAILED" "engine.sh stopped early (see above)" - - FAILED
+fi
+
+echo
+echo "==== health evaluation (test/bench/health_sql.sh) ===="
+if ! bash "$src/test/bench/health_sql.sh" "$summary"; then
+  rc=1
+  grep -q '^health eval correctness' "$summary" || row "health eval correctness" "FAILED" "health_sql.sh stopped early (see above)" - - FAILED
 fi
 
 echo

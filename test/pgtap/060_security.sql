@@ -151,6 +151,12 @@ SELECT conveyor.service_create('svc_b', 'simulated', 'plan_b', '{"fleet": "fleet
 SELECT conveyor.service_create('svc_audit', 'simulated', 'plan_a', '{"fleet": "fleet_audit"}', owner => 'team_a',
                                reason => 'setup') \gset
 SELECT conveyor.secret_set('cross_tok', 'not the sentinel', 'a secret to try to drop', 'setup') \gset
+-- healthchecks and metric samples for both teams (an administrator collects for every service)
+SELECT count(conveyor.healthcheck_set(x, '[{"name": "errors", "metric": "errors", "kind": "comparison", "threshold": 10, "no_data": "pass"}]',
+                                      'setup'))
+  FROM unnest('{svc_a,svc_b}'::text[]) x \gset
+INSERT INTO conveyor.metric_sample (service, metric, unit, subunit, version, at, value)
+SELECT x, 'errors', 'eu-1', 's1', 'v1', now() - interval '1 minute', 0 FROM unnest('{svc_a,svc_b}'::text[]) x;
 RESET SESSION AUTHORIZATION;
 
 SELECT results_eq($$SELECT name, owner::text COLLATE "default" FROM conveyor.service WHERE name IN ('svc_a', 'svc_b') ORDER BY name$$,
@@ -235,6 +241,15 @@ SELECT format('conveyor.%s', f)::regprocedure, w.who, format(c, w.plan), ARRAY[w
        (VALUES ('bob', 'plan_a', 'team_a'), ('alice', 'plan_b', 'team_b'), ('rita', 'plan_a', 'team_a'),
                ('oscar', 'plan_a', 'team_a')) AS w(who, plan, owner);
 
+-- healthchecks: the owner's members and administrators only
+INSERT INTO cvt.attempt (fn, who, call, names)
+SELECT format('conveyor.%s', f)::regprocedure, w.who, format(c, w.svc), ARRAY[w.svc, w.owner]
+  FROM (VALUES ('healthcheck_set(text,jsonb,text)',
+                $$SELECT conveyor.healthcheck_set(%L, '[{"name": "x", "metric": "x", "threshold": 1}]', 'cross-team')$$),
+               ('healthcheck_drop(text,text)', $$SELECT conveyor.healthcheck_drop(%L, 'cross-team')$$)) AS x(f, c),
+       (VALUES ('bob', 'svc_a', 'team_a'), ('alice', 'svc_b', 'team_b'), ('rita', 'svc_a', 'team_a'),
+               ('oscar', 'svc_a', 'team_a')) AS w(who, svc, owner);
+
 -- administrators only: push types and secrets
 INSERT INTO cvt.attempt (fn, who, call, names)
 SELECT format('conveyor.%s', f)::regprocedure, w.who, c, '{conveyor_admin}'
@@ -249,7 +264,8 @@ SELECT format('conveyor.%s', f)::regprocedure, w.who, c, '{conveyor_admin}'
 -- not an API function: row-level security calls it as the querying role
 INSERT INTO cvt.attempt (fn, why) VALUES
     ('conveyor._reads_all()', 'row-level security calls it as the reading role; it reads pg_auth_members only'),
-    ('conveyor._phases_text(text[],text[],interval[],numeric[])', 'the plans view formats phases with it as the reading role; it reads no table');
+    ('conveyor._phases_text(text[],text[],interval[],numeric[])', 'the plans view formats phases with it as the reading role; it reads no table'),
+    ('conveyor.explain_health(bigint)', 'reads evaluations and events through row-level security as its caller; writes nothing');
 
 -- Every function in schema conveyor that PUBLIC (or a reader or operator,
 -- who are not administrators) may execute is covered above.
@@ -371,10 +387,18 @@ INSERT INTO cvt.rel_rule VALUES
     ('conveyor.slo_weekly',      'reader', NULL),
     ('conveyor.dora_changes',    'reader', NULL),
     ('conveyor.dora_weekly',     'reader', NULL),
-    ('conveyor.retention_policy', 'admin', NULL);
+    ('conveyor.retention_policy', 'admin', NULL),
+    ('conveyor.healthcheck',       'team',  't.service IN (SELECT cvt.team_services(%L))'),
+    ('conveyor.healthchecks',      'team',  't.service IN (SELECT cvt.team_services(%L))'),
+    ('conveyor.health_evaluation', 'team',  't.push_id IN (SELECT cvt.team_pushes(%L))'),
+    ('conveyor.metric_samples',    'team',  't.service IN (SELECT cvt.team_services(%L))'),
+    -- written by owners and collectors, read through conveyor.metric_samples
+    ('conveyor.metric_sample',     'admin', NULL),
+    ('conveyor.metric_retention',  'admin', NULL);
 
 SELECT is(ARRAY(SELECT c.oid::regclass::text FROM pg_class c
                  WHERE c.relnamespace = 'conveyor'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                   AND NOT c.relispartition     -- read and written through their parent (below)
                 EXCEPT SELECT rel::text FROM cvt.rel_rule ORDER BY 1),
           '{}'::text[], 'every table and view in schema conveyor has a visibility rule in this file');
 
@@ -465,7 +489,14 @@ SELECT is(cvt.write_attempts(w, c.oid), '{denied,denied,denied,denied,denied}',
   FROM pg_class c, unnest('{alice,bob,rita,oscar,ada}'::text[]) WITH ORDINALITY AS x(w, i)
  WHERE c.relnamespace = 'conveyor'::regnamespace AND c.relkind IN ('r', 'p')
    AND NOT (w = 'ada' AND c.relname LIKE 'sim\_%')
+   AND c.oid <> 'conveyor.metric_sample'::regclass
  ORDER BY c.relname, x.i;
+-- metric samples: everyone may INSERT (the statement is then checked per
+-- service, test/pgtap/400_health_store.sql; here the empty row fails NOT NULL
+-- first), nothing else
+SELECT is(cvt.write_attempts(w, 'conveyor.metric_sample'), '{23502,denied,denied,denied,denied}',
+          format('conveyor.metric_sample: %s may insert (checked per service) but not update, delete, truncate or lock rows', w))
+  FROM unnest('{alice,bob,rita,oscar,ada}'::text[]) WITH ORDINALITY AS x(w, i) ORDER BY i;
 SELECT is(cvt.world(), :'before'::jsonb, 'no write attempt changed anything');
 SELECT is(ARRAY(SELECT c.relname::text FROM pg_class c
                  WHERE c.relnamespace = 'conveyor'::regnamespace AND c.relkind = 'S'
@@ -990,7 +1021,7 @@ DECLARE
 BEGIN
     FOR r IN SELECT c.oid FROM pg_class c
               WHERE c.relnamespace = 'conveyor'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-                AND c.oid <> 'conveyor.secret'::regclass ORDER BY c.relname LOOP
+                AND NOT c.relispartition AND c.oid <> 'conveyor.secret'::regclass ORDER BY c.relname LOOP
         res := cvt.run_as(who, format('SELECT count(*) FROM %s t WHERE strpos(t::text, %L) > 0', r, needle));
         IF res->>'sqlstate' = '42501' THEN
             unreadable := unreadable || r::text;
@@ -1002,7 +1033,7 @@ BEGIN
 END $$;
 SELECT is(cvt.scan_as(w, :'sentinel'),
           jsonb_build_object('hits', '{}'::jsonb,
-                             'unreadable', CASE WHEN w = 'postgres' THEN '[]'::jsonb WHEN w = 'ada' THEN '[]'::jsonb ELSE '["conveyor.retention_policy", "conveyor.secrets"]' END),
+                             'unreadable', CASE WHEN w = 'postgres' THEN '[]'::jsonb WHEN w = 'ada' THEN '[]'::jsonb ELSE '["conveyor.metric_retention", "conveyor.metric_sample", "conveyor.retention_policy", "conveyor.secrets"]' END),
           format('%s: no row of any table or view (but conveyor.secret) holds the token', w))
   FROM unnest('{alice,bob,rita,oscar,ada,postgres}'::text[]) WITH ORDINALITY AS x(w, i) ORDER BY i;
 SELECT is((SELECT count(*) FROM conveyor.config_event WHERE object_kind = 'secret' AND object_name = 'tok'

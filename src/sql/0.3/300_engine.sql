@@ -181,36 +181,74 @@ BEGIN
 
             ELSIF p.step = 'bake' THEN
                 -------------------------------------------------------------- bake
-                IF p.kind = 'push' AND NOT p.skip_healthchecks
-                   AND (t.check_health IS NOT NULL OR (http AND ht.check_health)) THEN
-                    touched := (SELECT array_agg(DISTINCT x.unit ORDER BY x.unit)
-                                  FROM conveyor.push_subunit x WHERE x.push_id = p.id AND x.state IN ('done', 'sent'));
-                    IF touched IS NOT NULL THEN
-                        verb := 'check_health';
-                        t0 := clock_timestamp();
-                        IF http THEN
-                            call_req := jsonb_build_object('units', to_jsonb(touched));
+                DECLARE
+                    pt_health jsonb;        -- the push type's answer this round, for the healthchecks
+                    prom jsonb;             -- Prometheus queries of the phase's checks, and their answers
+                    hv record;              -- the healthchecks' verdict (docs/healthchecks.md)
+                BEGIN
+                    IF p.kind = 'push' AND NOT p.skip_healthchecks THEN
+                        touched := NULL;
+                        IF t.check_health IS NOT NULL OR (http AND ht.check_health) THEN
+                            touched := (SELECT array_agg(DISTINCT x.unit ORDER BY x.unit)
+                                          FROM conveyor.push_subunit x WHERE x.push_id = p.id AND x.state IN ('done', 'sent'));
+                        END IF;
+                        IF touched IS NOT NULL THEN
+                            verb := 'check_health';
+                            t0 := clock_timestamp();
+                            IF http THEN
+                                call_req := jsonb_build_object('units', to_jsonb(touched));
+                                cr := conveyor._http_result(p.id, verb, call_req);
+                                SELECT (cr->'result'->>'checked')::bigint AS checked,
+                                       nullif(cr->'result'->'unhealthy', '[]') AS unhealthy INTO h;
+                                v_pt := (cr->>'ms')::float8; used := used || verb;
+                            ELSE
+                                h := conveyor._call_check_health(t.check_health, s.name, s.push_type_config, touched);
+                                v_pt := conveyor._ms_since(t0);
+                            END IF;
+                            verb := NULL;
+                            evs := evs || jsonb_build_object('kind', 'health_checked', 'phase', p.phase, 'at', clock_timestamp(),
+                                'detail', jsonb_build_object('healthy', h.unhealthy IS NULL, 'units_checked', h.checked,
+                                                             'unhealthy', coalesce(h.unhealthy, '[]'))
+                                          || conveyor._timing(v_due, v_started, v_pt));
+                            pt_health := jsonb_build_object('checked', h.checked, 'unhealthy', coalesce(h.unhealthy, '[]'));
+                        END IF;
+                        -- Prometheus checks: the worker fetches their range queries
+                        -- outside the transaction, like a verb (its errors are data:
+                        -- no data for the check, judged by its no-data policy)
+                        prom := conveyor._health_prometheus_requests(p.id, p.phase);
+                        IF jsonb_array_length(prom) > 0 THEN
+                            verb := 'prometheus';
+                            call_req := jsonb_build_object('requests', prom);
                             cr := conveyor._http_result(p.id, verb, call_req);
-                            SELECT (cr->'result'->>'checked')::bigint AS checked,
-                                   nullif(cr->'result'->'unhealthy', '[]') AS unhealthy INTO h;
-                            v_pt := (cr->>'ms')::float8; used := used || verb;
+                            prom := cr->'result'->'answers';
+                            v_pt := v_pt + (cr->>'ms')::float8; used := used || verb;
+                            verb := NULL;
                         ELSE
-                            h := conveyor._call_check_health(t.check_health, s.name, s.push_type_config, touched);
-                            v_pt := conveyor._ms_since(t0);
+                            prom := NULL;
                         END IF;
-                        verb := NULL;
-                        evs := evs || jsonb_build_object('kind', 'health_checked', 'phase', p.phase, 'at', clock_timestamp(),
-                            'detail', jsonb_build_object('healthy', h.unhealthy IS NULL, 'units_checked', h.checked,
-                                                         'unhealthy', coalesce(h.unhealthy, '[]'))
-                                      || conveyor._timing(v_due, v_started, v_pt));
-                        IF h.unhealthy IS NOT NULL THEN
-                            unhealthy_reason := format('unhealthy in phase %s: %s', p.phase + 1,
-                                (SELECT string_agg(format('%s (%s)', e->>'unit', coalesce(e->>'reason', 'no reason given')), ', ')
-                                   FROM jsonb_array_elements(h.unhealthy) e));
+                        -- every check of the phase, the push type's answer among them, judged and stored
+                        hv := conveyor._health_evaluate(p.id, p.phase, pt_health, prom);
+                        -- (a service without checks of its own has health_checked: no second event)
+                        IF hv.verdict <> 'none' AND EXISTS (SELECT 1 FROM conveyor.healthcheck c WHERE c.service = s.name) THEN
+                            evs := evs || jsonb_build_object('kind', 'health_evaluated', 'phase', p.phase,
+                                'at', clock_timestamp(), 'reason', hv.reason,
+                                'detail', jsonb_build_object('verdict', hv.verdict));
                         END IF;
+                        IF hv.verdict = 'fail' THEN
+                            unhealthy_reason := hv.reason;
+                        ELSIF hv.verdict = 'pause' THEN
+                            -- inconclusive (no data, policy pause): a person decides, whatever the failure policy
+                            p.state := 'paused'; p.next_step_at := NULL;
+                            evs := evs || jsonb_build_object('kind', 'push_paused', 'phase', p.phase, 'at', clock_timestamp(),
+                                'reason', hv.reason,
+                                'detail', jsonb_build_object('policy', 'inconclusive') || conveyor._timing(v_due, v_started, v_pt));
+                        END IF;
+                    ELSIF p.kind = 'push' THEN
+                        -- skipped by push_skip_healthchecks: stored as such for explain_health
+                        PERFORM conveyor._health_skip(p.id, p.phase);
                     END IF;
-                END IF;
-                IF unhealthy_reason IS NULL THEN
+                END;
+                IF unhealthy_reason IS NULL AND p.state = 'running' THEN
                     p.errors := 0;
                     IF clock_timestamp() >= ph.bake_until THEN
                         phase_done := true;

@@ -47,7 +47,7 @@ SELECT pg_catalog.pg_extension_config_dump('conveyor.http_push_type', '');
 -- claimed and answered by a worker, consumed by the decider.
 CREATE TABLE conveyor.push_call (
     push_id      bigint NOT NULL REFERENCES conveyor.push ON DELETE CASCADE,
-    verb         text NOT NULL CHECK (verb IN ('get_units', 'needs_push', 'send_update', 'check_health')),
+    verb         text NOT NULL CHECK (verb IN ('get_units', 'needs_push', 'send_update', 'check_health', 'prometheus')),
     request      jsonb NOT NULL,
     request_hash text NOT NULL,
     state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sending', 'answered', 'failed')),
@@ -66,6 +66,8 @@ CREATE TABLE conveyor.push_call (
 CREATE INDEX push_call_pending ON conveyor.push_call (created_at) WHERE state IN ('pending', 'sending');
 COMMENT ON TABLE conveyor.push_call IS
     'Push-type calls over HTTP in progress: recorded by the decider, made by a worker outside any transaction, answered here';
+COMMENT ON COLUMN conveyor.push_call.verb IS
+    'a push-type verb, or prometheus: the range queries of the service''s Prometheus healthchecks (docs/healthchecks.md)';
 COMMENT ON COLUMN conveyor.push_call.state IS
     'pending (to be sent), sending (a worker has it), answered or failed (waiting for the push''s next step)';
 COMMENT ON COLUMN conveyor.push_call.claims IS 'how many times a worker took the call (more than one: re-sent after a crash)';
@@ -368,12 +370,15 @@ BEGIN
           FROM conveyor.push_call c
           JOIN conveyor.push p ON p.id = c.push_id AND p.state = 'running'
           JOIN conveyor.service s ON s.name = p.service
-          JOIN conveyor.http_push_type h ON h.name = s.push_type
-         WHERE c.state = 'pending'
-            OR (c.state = 'sending'
-                AND (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(c.claimed_by))
-                     OR c.claimed_at < clock_timestamp() - (h.request_timeout + interval '4 seconds') * (h.retries + 1)
-                                                          - interval '1 minute'))
+          LEFT JOIN conveyor.http_push_type h ON h.name = s.push_type
+         WHERE (h.name IS NOT NULL OR c.verb = 'prometheus')
+           AND (c.state = 'pending'
+                OR (c.state = 'sending'
+                    AND (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(c.claimed_by))
+                         OR c.claimed_at < clock_timestamp()
+                                           - (coalesce(h.request_timeout, '10 seconds') + interval '4 seconds')
+                                             * (coalesce(h.retries, 2) + 1)
+                                           - interval '1 minute'))))
          ORDER BY c.created_at
          LIMIT n
            FOR UPDATE OF c SKIP LOCKED),
@@ -387,7 +392,14 @@ BEGIN
     SELECT c.push_id, c.verb, c.request, c.request_hash, st.push_type, st.endpoints, st.token, st.connect_ms,
            st.timeout_ms, st.retries, st.concurrency, st.max_batch, st.max_bytes,
            CASE WHEN c.verb = 'get_units' THEN '{}'::jsonb ELSE st.unitmap END
-      FROM claimed c, LATERAL conveyor._http_settings(c.service) st;
+      FROM claimed c, LATERAL conveyor._http_settings(c.service) st
+     WHERE c.verb <> 'prometheus'
+    UNION ALL
+    -- Prometheus: the URLs are in the request; the protocol's default limits, no token
+    SELECT c.push_id, c.verb, c.request, c.request_hash, '(prometheus)', '[]'::jsonb, NULL::text, 2000, 10000, 2,
+           16, 500, 8388608, '{}'::jsonb
+      FROM claimed c
+     WHERE c.verb = 'prometheus';
 END $$;
 COMMENT ON FUNCTION conveyor._http_claim(int) IS 'internal: a worker takes calls to make (pending, or orphaned by a crash)';
 
