@@ -383,7 +383,26 @@ SELECT conveyor.healthcheck_set('cvt_demo', '[
     {"name": "load", "metric": "demo_requests", "source": "prometheus", "prometheus_url": "http://127.0.0.1:9090",
      "query": "sum by (version) (rate(demo_requests_total{path=\"/\"}[5s]))", "kind": "statistical", "direction": "either"}]') \gset
 SELECT conveyor.push_start('cvt_demo', '2.1-bad') AS pd \gset
-SELECT is(cvt.drive(:pd), 'paused', 'the demo push pauses: no Prometheus answer yet, and policy pause');
+-- The step asks the workers for the range queries (a call outside the
+-- transaction) and waits; nothing answers them in this test transaction, so
+-- the test answers as a worker would when Prometheus is down.
+CREATE FUNCTION cvt.prometheus_down(id bigint) RETURNS text LANGUAGE sql AS $$
+    UPDATE conveyor.push_call c
+       SET state = 'answered', answered_at = clock_timestamp(), duration_ms = 1,
+           result = jsonb_build_object('answers',
+               (SELECT jsonb_agg(jsonb_build_object('check', r->>'check', 'status', 'error',
+                                                    'error', 'GET ' || (r->>'url') || ': Could not connect to server')
+                                 ORDER BY n)
+                  FROM jsonb_array_elements(c.request->'requests') WITH ORDINALITY x(r, n)))
+     WHERE c.push_id = id AND c.verb = 'prometheus' AND c.state = 'pending';
+    UPDATE conveyor.push SET next_step_at = clock_timestamp() WHERE push.id = id AND state = 'running';
+    SELECT cvt.drive(id);
+$$;
+SELECT is(cvt.drive(:pd), 'running', 'the demo push waits for its Prometheus queries');
+SELECT is((SELECT jsonb_agg(r->>'check' ORDER BY r->>'check') FROM conveyor.push_call c, jsonb_array_elements(c.request->'requests') r
+            WHERE c.push_id = :pd AND c.verb = 'prometheus' AND c.state = 'pending' AND r->>'url' LIKE 'http://127.0.0.1:9090/api/v1/query_range?query=%'),
+          '["errors", "load", "requests"]'::jsonb, 'a call for the workers holds one range query per Prometheus check');
+SELECT is(cvt.prometheus_down(:pd), 'paused', 'the demo push pauses: no Prometheus answer, and policy pause');
 SELECT alike(cvt.eval(:pd, NULL, jsonb_build_array(
               jsonb_build_object('check', 'errors', 'status', 'ok', 'body', :'prom_errors'::jsonb),
               jsonb_build_object('check', 'requests', 'status', 'ok', 'body', :'prom_requests'::jsonb),
@@ -457,7 +476,8 @@ SELECT cvt.service(plan => 'cvt_quick', policy => 'revert') AS svc \gset
 SELECT conveyor.healthcheck_set(:'svc', '[{"name": "prom", "metric": "errors", "source": "prometheus", "prometheus_url": "http://127.0.0.1:1",
                                            "kind": "comparison", "threshold": 0.1, "no_data": "pause"}]') \gset
 SELECT conveyor.push_start(:'svc', 'v2') AS p \gset
-SELECT is(cvt.drive(:p), 'paused', 'Prometheus without an answer, policy pause: the push pauses (policy revert notwithstanding)');
+SELECT is(cvt.drive(:p), 'running', 'Prometheus checks: the push waits for the workers to query Prometheus');
+SELECT is(cvt.prometheus_down(:p), 'paused', 'Prometheus without an answer, policy pause: the push pauses (policy revert notwithstanding)');
 SELECT alike((SELECT reason FROM conveyor.push_event WHERE push_id = :p AND kind = 'push_paused'),
             'healthchecks inconclusive in phase 1: check prom: no data: %', 'the pause says why');
 SELECT is((SELECT next_step_at FROM conveyor.push WHERE id = :p), NULL, 'a paused push is due no more');

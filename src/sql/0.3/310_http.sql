@@ -222,7 +222,9 @@ DECLARE
     c conveyor.push_call;
 BEGIN
     SELECT * INTO c FROM conveyor.push_call x WHERE x.push_id = p_id AND x.verb = p_verb;
-    IF FOUND AND c.request_hash = md5(p_request::text) THEN
+    -- Prometheus queries name a time window that moves with every step:
+    -- the latest call answers them, whatever window it asked for
+    IF FOUND AND (c.request_hash = md5(p_request::text) OR p_verb = 'prometheus') THEN
         IF c.state = 'answered' AND c.answered_at > clock_timestamp() - interval '5 minutes' THEN
             RETURN jsonb_build_object('result', c.result, 'ms', coalesce(c.duration_ms, 0));
         ELSIF c.state = 'failed' AND c.error_kind = 'final' THEN
@@ -246,7 +248,8 @@ LANGUAGE sql AS $$
        SET request = excluded.request, request_hash = excluded.request_hash, state = 'pending',
            claimed_by = NULL, claimed_at = NULL, created_at = clock_timestamp(), answered_at = NULL,
            duration_ms = NULL, result = NULL, error = NULL, error_kind = NULL, requests = NULL
-     WHERE x.request_hash <> excluded.request_hash OR x.state = 'failed'
+     WHERE (x.request_hash <> excluded.request_hash AND NOT (x.verb = 'prometheus' AND x.state IN ('pending', 'sending')))
+        OR x.state = 'failed'
         OR (x.state = 'answered' AND x.answered_at <= clock_timestamp() - interval '5 minutes');
 $$;
 COMMENT ON FUNCTION conveyor._http_request(bigint, text, jsonb) IS

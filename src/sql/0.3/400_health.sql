@@ -167,7 +167,7 @@ DECLARE
     k text;
     r conveyor.healthcheck;
     names text[] := '{}';
-    v_check_health regprocedure;
+    v_check_health boolean;
 BEGIN
     IF checks IS NULL OR jsonb_typeof(checks) <> 'array' THEN
         RAISE EXCEPTION 'healthchecks of service "%" must be a JSON array', service
@@ -181,8 +181,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The list has %s checks; a service has at most 100.', jsonb_array_length(checks));
     END IF;
-    SELECT t.check_health INTO v_check_health
-      FROM conveyor.service s JOIN conveyor.push_type t ON t.name = s.push_type WHERE s.name = service;
+    -- an sql push type with a check_health verb, or an http one whose endpoints answer /v1/health
+    SELECT t.check_health IS NOT NULL OR coalesce(h.check_health, false) INTO v_check_health
+      FROM conveyor.service s JOIN conveyor.push_type t ON t.name = s.push_type
+      LEFT JOIN conveyor.http_push_type h ON h.name = t.name
+     WHERE s.name = service;
     FOR c IN SELECT x FROM jsonb_array_elements(checks) x LOOP
         n := n + 1;
         IF jsonb_typeof(c) <> 'object' THEN
@@ -222,7 +225,7 @@ BEGIN
                                                '{metric_store,prometheus,push_type}');
         IF r.source = 'push_type' THEN
             -- the push type's verdict: the number of units it calls unhealthy
-            IF v_check_health IS NULL THEN
+            IF NOT coalesce(v_check_health, false) THEN
                 RAISE EXCEPTION 'healthcheck "%" reads a check-health verb the push type of service "%" lacks', r.name, service
                     USING ERRCODE = 'invalid_parameter_value',
                           DETAIL = 'Its source is push_type, and the service''s push type has no check_health verb.',
