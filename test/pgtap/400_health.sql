@@ -7,6 +7,8 @@ BEGIN;
 \ir _helpers.psql
 SELECT * FROM no_plan();
 SET client_min_messages = warning;
+-- Prometheus checks name servers on loopback; only allowed hosts are accepted
+SET conveyor.allowed_hosts = '127.0.0.1';
 
 -- Samples of a metric for a service: one per second going back from now,
 -- values in order, on a version, spread over subunits s0..s3 of unit eu-1.
@@ -105,8 +107,10 @@ SELECT cvt.hc_refused(:'svc', c, e, d) FROM (VALUES
     ('[{"name": "a", "metric": "m", "threshold": 1, "no_data": "ignore"}]', '22023', 'an unknown no-data policy'),
     ('[{"name": "a", "metric": "m", "threshold": 1, "source": "prometheus"}]', '22023', 'Prometheus without a URL'),
     ('[{"name": "a", "metric": "m", "threshold": 1, "source": "prometheus", "prometheus_url": "ftp://x"}]', '22023', 'Prometheus at a URL that is not http'),
-    ('[{"name": "a", "metric": "m", "threshold": 1, "source": "prometheus", "prometheus_url": "http://p:9090", "step": "1 second", "lookback": "7 days"}]',
+    ('[{"name": "a", "metric": "m", "threshold": 1, "source": "prometheus", "prometheus_url": "http://127.0.0.1:9090", "step": "1 second", "lookback": "7 days"}]',
      '22023', 'a step too small for the lookback'),
+    ('[{"name": "a", "metric": "m", "threshold": 1, "source": "prometheus", "prometheus_url": "http://prometheus.example.com:9090"}]',
+     '42501', 'Prometheus on a host conveyor.allowed_hosts does not allow'),
     ('[{"name": "a", "metric": "m", "threshold": 1, "query": "up"}]', '22023', 'a query on a metric-store check'),
     ('[{"name": "a", "source": "push_type", "reduce": "avg"}]', '22023', 'a reducer on the push type''s verdict'),
     ('[{"name": "a", "source": "push_type", "kind": "comparison"}]', '22023', 'a comparison of the push type''s verdict'),

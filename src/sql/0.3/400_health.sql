@@ -305,6 +305,8 @@ BEGIN
                               HINT = 'The base URL of the Prometheus server, e.g. "http://127.0.0.1:9090".';
                 END IF;
                 r.prometheus_url := rtrim(c->>'prometheus_url', '/');
+                -- the workers will call it: an administrator must have allowed the host
+                PERFORM conveyor._http_url_check(r.prometheus_url, format('prometheus_url of healthcheck "%s"', r.name));
                 IF c ? 'query' AND (jsonb_typeof(c->'query') <> 'string' OR length(c->>'query') NOT BETWEEN 1 AND 4000) THEN
                     RAISE EXCEPTION 'invalid query in healthcheck "%"', r.name
                         USING ERRCODE = 'invalid_parameter_value',
