@@ -120,22 +120,25 @@ static CvhMulti *worker_multi = NULL;
 static CvCall *worker_calls = NULL;
 static bool worker_reset_needed = false;
 
-/* Interned push-type names: requests of one push type share its concurrency cap. */
+/*
+ * Interned endpoint names: requests to one endpoint share the push type's
+ * concurrency cap, so a slow endpoint never holds back a fast one.
+ */
 static const char *
-group_for(const char *push_type)
+group_for(const char *endpoint)
 {
 	static char **names = NULL;
 	static int	n = 0;
 	char	  **grown;
 
 	for (int i = 0; i < n; i++)
-		if (strcmp(names[i], push_type) == 0)
+		if (strcmp(names[i], endpoint) == 0)
 			return names[i];
 	grown = realloc(names, (n + 1) * sizeof(char *));
 	if (grown == NULL)
 		return "";
 	names = grown;
-	names[n] = strdup(push_type);
+	names[n] = strdup(endpoint);
 	return names[n] ? names[n++] : "";
 }
 
@@ -344,7 +347,7 @@ call_send(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, cJSON
 			return;
 		}
 	}
-	r = cvh_request_new(url, text, &c->settings, group_for(c->push_type));
+	r = cvh_request_new(url, text, &c->settings, group_for(c->endpoints[endpoint]));
 	cJSON_free(text);
 	if (r == NULL)
 	{
@@ -361,11 +364,72 @@ call_send(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, cJSON
 	cvh_submit(m, r);
 }
 
+/*
+ * Endpoints that answered /v1/tasks with 404 (no task control), remembered
+ * for a while so each batch of updates is not preceded by a useless request.
+ */
+#define NO_TASKS_SECONDS 600
+
+typedef struct NoTasks
+{
+	char	   *endpoint;
+	time_t		until;
+} NoTasks;
+
+static NoTasks *no_tasks = NULL;
+static int	n_no_tasks = 0;
+
+static NoTasks *
+no_tasks_find(const char *endpoint)
+{
+	for (int i = 0; i < n_no_tasks; i++)
+		if (strcmp(no_tasks[i].endpoint, endpoint) == 0)
+			return &no_tasks[i];
+	return NULL;
+}
+
+/* Whether the endpoint said recently that it has no task control. */
+static bool
+no_tasks_known(const char *endpoint)
+{
+	NoTasks    *t = no_tasks_find(endpoint);
+
+	return t != NULL && t->until > time(NULL);
+}
+
+static void
+no_tasks_remember(const char *endpoint)
+{
+	NoTasks    *t = no_tasks_find(endpoint);
+	NoTasks    *grown;
+
+	if (t == NULL)
+	{
+		grown = realloc(no_tasks, (n_no_tasks + 1) * sizeof(NoTasks));
+		if (grown == NULL)
+			return;
+		no_tasks = grown;
+		t = &no_tasks[n_no_tasks];
+		t->endpoint = strdup(endpoint);
+		if (t->endpoint == NULL)
+			return;
+		n_no_tasks++;
+	}
+	t->until = time(NULL) + NO_TASKS_SECONDS;
+}
+
 /* A GET of a full URL (Prometheus), answered into slot tag of the call's answers. */
 static void
 call_get_url(CvhMulti *m, CvCall *c, int tag, const char *url)
 {
-	CvhRequest *r = cvh_request_new(url, NULL, &c->settings, group_for(c->push_type));
+	char		server[256];
+	const char *host = strstr(url, "://");
+	size_t		len = host ? strcspn(host + 3, "/?#") + (host + 3 - url) : strlen(url);
+	CvhRequest *r;
+
+	/* one Prometheus server is one endpoint for the concurrency cap */
+	snprintf(server, sizeof(server), "%.*s", (int) Min(len, sizeof(server) - 1), url);
+	r = cvh_request_new(url, NULL, &c->settings, group_for(server));
 
 	if (r == NULL)
 	{
@@ -502,6 +566,8 @@ call_start(CvhMulti *m, CvCall *c)
 					  obj2("version", jdup(J_GET(c->request, "version")), "units", jdup(ch->items)));
 		else if (c->verb == CALL_CHECK_HEALTH)
 			call_send(m, c, k, ch->endpoint, "/v1/health", obj2("units", jdup(ch->items), NULL, NULL));
+		else if (no_tasks_known(c->endpoints[ch->endpoint]))
+			call_send_update(m, c, k, jdup(ch->items));
 		else
 		{
 			cJSON	   *cands = cJSON_CreateArray();
@@ -651,33 +717,75 @@ take_units(CvCall *c, int e, cJSON *body)
 	return NULL;
 }
 
-/* Whether name is one of the strings of array a. */
-static bool
-in_names(cJSON *a, const char *name)
+/*
+ * A sorted index of an array's entries by one or two string keys: unit
+ * names (strings), or updates and candidates by (unit, subunit). Answers
+ * are matched to requests through it, so a 500-update answer costs
+ * n log n, not n^2.
+ */
+typedef struct KeyEntry
 {
-	cJSON	   *v;
+	const char *a;
+	const char *b;				/* "" for one key */
+	cJSON	   *item;
+	bool		seen;
+} KeyEntry;
 
-	cJSON_ArrayForEach(v, a)
-		if (cJSON_IsString(v) && strcmp(v->valuestring, name) == 0)
-		return true;
-	return false;
+typedef struct KeyIndex
+{
+	KeyEntry   *e;
+	int			n;
+} KeyIndex;
+
+static int
+key_cmp(const void *x, const void *y)
+{
+	const KeyEntry *p = x;
+	const KeyEntry *q = y;
+	int			r = strcmp(p->a, q->a);
+
+	return r != 0 ? r : strcmp(p->b, q->b);
 }
 
-/* The entry of (unit, subunit) among updates or candidates, or NULL. */
-static cJSON *
-find_update(cJSON *a, const char *unit, const char *subunit)
+/*
+ * Index the entries of arr by member ka (and kb), or, with ka NULL, strings
+ * by themselves. Entries without the keys are left out. ix->e is NULL when
+ * out of memory.
+ */
+static void
+index_build(KeyIndex *ix, cJSON *arr, const char *ka, const char *kb)
 {
 	cJSON	   *v;
 
-	cJSON_ArrayForEach(v, a)
+	ix->n = 0;
+	ix->e = malloc(Max(1, cJSON_GetArraySize(arr)) * sizeof(KeyEntry));
+	if (ix->e == NULL)
+		return;
+	cJSON_ArrayForEach(v, arr)
 	{
-		const char *u = J_STR(J_GET(v, "unit"));
-		const char *s = J_STR(J_GET(v, "subunit"));
+		const char *a = ka ? J_STR(J_GET(v, ka)) : J_STR(v);
+		const char *b = kb ? J_STR(J_GET(v, kb)) : "";
 
-		if (u && s && strcmp(u, unit) == 0 && strcmp(s, subunit) == 0)
-			return v;
+		if (a == NULL || b == NULL)
+			continue;
+		ix->e[ix->n].a = a;
+		ix->e[ix->n].b = b;
+		ix->e[ix->n].item = v;
+		ix->e[ix->n].seen = false;
+		ix->n++;
 	}
-	return NULL;
+	qsort(ix->e, ix->n, sizeof(KeyEntry), key_cmp);
+}
+
+/* The entry of (a, b) (b "" for one key), or NULL. */
+static KeyEntry *
+index_find(KeyIndex *ix, const char *a, const char *b)
+{
+	KeyEntry	key = {a, b ? b : "", NULL, false};
+
+	if (ix->e == NULL || a == NULL)
+		return NULL;
+	return bsearch(&key, ix->e, ix->n, sizeof(KeyEntry), key_cmp);
 }
 
 /* Check and keep a POST /v1/needs-push answer. */
@@ -686,6 +794,7 @@ take_needs_push(CvCall *c, Chunk *ch, cJSON *body)
 {
 	cJSON	   *units = J_GET(body, "units");
 	cJSON	   *u;
+	KeyIndex	asked;
 
 	if (!cJSON_IsArray(units))
 		return "\"units\" is not an array";
@@ -694,26 +803,18 @@ take_needs_push(CvCall *c, Chunk *ch, cJSON *body)
 		if (name_member(u, "name") == NULL || !cJSON_IsBool(J_GET(u, "needs_push")))
 			return "an entry without a valid \"name\" and a boolean \"needs_push\"";
 	}
+	index_build(&asked, ch->items, NULL, NULL);
+	if (asked.e == NULL)
+		return "out of memory";
 	cJSON_ArrayForEach(u, units)
 	{
 		const char *name = name_member(u, "name");
 
 		/* only units asked about; a missing one needs a push */
-		if (cJSON_IsFalse(J_GET(u, "needs_push")) && in_names(ch->items, name))
+		if (cJSON_IsFalse(J_GET(u, "needs_push")) && index_find(&asked, name, NULL))
 			result_add(c, "no", cJSON_CreateString(name));
 	}
-	return NULL;
-}
-
-/* The entry for unit name in a health answer, or NULL. */
-static cJSON *
-health_entry(cJSON *units, const char *name)
-{
-	cJSON	   *u;
-
-	cJSON_ArrayForEach(u, units)
-		if (strcmp(name_member(u, "name"), name) == 0)
-		return u;
+	free(asked.e);
 	return NULL;
 }
 
@@ -725,6 +826,7 @@ take_health(CvCall *c, Chunk *ch, cJSON *body)
 	cJSON	   *u;
 	cJSON	   *want;
 	cJSON	   *checked = J_GET(c->result, "checked");
+	KeyIndex	answered;
 
 	if (!cJSON_IsArray(units))
 		return "\"units\" is not an array";
@@ -737,12 +839,20 @@ take_health(CvCall *c, Chunk *ch, cJSON *body)
 		if (reason && !cJSON_IsNull(reason) && !cJSON_IsString(reason))
 			return "a \"reason\" is neither a string nor null";
 	}
-	cJSON_ArrayForEach(want, ch->items)
-		if (health_entry(units, want->valuestring) == NULL)
-		return "a requested unit is missing from the answer";
+	index_build(&answered, units, "name", NULL);
+	if (answered.e == NULL)
+		return "out of memory";
 	cJSON_ArrayForEach(want, ch->items)
 	{
-		cJSON	   *e = health_entry(units, want->valuestring);
+		if (index_find(&answered, want->valuestring, NULL) == NULL)
+		{
+			free(answered.e);
+			return "a requested unit is missing from the answer";
+		}
+	}
+	cJSON_ArrayForEach(want, ch->items)
+	{
+		cJSON	   *e = index_find(&answered, want->valuestring, NULL)->item;
 
 		if (cJSON_IsFalse(J_GET(e, "healthy")))
 		{
@@ -753,37 +863,56 @@ take_health(CvCall *c, Chunk *ch, cJSON *body)
 			result_add(c, "unhealthy", obj2("unit", jdup(want), "reason", cJSON_CreateString(r)));
 		}
 	}
+	free(answered.e);
 	cJSON_SetNumberValue(checked, checked->valuedouble + ch->nitems);
 	return NULL;
 }
 
-/* Check a /v1/tasks answer; on success *allowed holds the updates to send now. */
+/*
+ * Check a /v1/tasks answer; on success *allowed holds the updates to send
+ * now, and each candidate of the chunk says whether it was ("allowed").
+ */
 static const char *
 take_tasks(Chunk *ch, cJSON *body, long status, cJSON **allowed)
 {
 	cJSON	   *list = J_GET(body, "allowed");
 	cJSON	   *v;
+	KeyIndex	cands;
 
 	*allowed = cJSON_CreateArray();
 	if (status == 404)
 	{
+		/* no task control: every candidate may go */
 		cJSON_ArrayForEach(v, ch->items)
 			cJSON_AddItemToArray(*allowed, jdup(v));
 		return NULL;
 	}
 	if (!cJSON_IsArray(list))
 		return "\"allowed\" is not an array";
+	index_build(&cands, ch->items, "unit", "subunit");
+	if (cands.e == NULL)
+		return "out of memory";
 	cJSON_ArrayForEach(v, list)
 	{
 		const char *u = name_member(v, "unit");
 		const char *s = name_member(v, "subunit");
-		cJSON	   *cand = (u && s) ? find_update(ch->items, u, s) : NULL;
+		KeyEntry   *cand = (u && s) ? index_find(&cands, u, s) : NULL;
 
 		if (cand == NULL)
+		{
+			free(cands.e);
 			return "an allowed entry was not a candidate";
-		if (find_update(*allowed, u, s) == NULL)
-			cJSON_AddItemToArray(*allowed, jdup(cand));
+		}
+		if (!cand->seen)
+			cJSON_AddItemToArray(*allowed, jdup(cand->item));
+		cand->seen = true;
 	}
+	for (int i = 0; i < cands.n; i++)
+	{
+		cJSON_DeleteItemFromObjectCaseSensitive(cands.e[i].item, "allowed");
+		cJSON_AddBoolToObject(cands.e[i].item, "allowed", cands.e[i].seen);
+	}
+	free(cands.e);
 	return NULL;
 }
 
@@ -793,32 +922,35 @@ take_update(CvCall *c, cJSON *sent, cJSON *body)
 {
 	cJSON	   *results = J_GET(body, "results");
 	cJSON	   *v;
-	cJSON	   *seen;
+	KeyIndex	ix;
 
 	if (!cJSON_IsArray(results))
 		return "\"results\" is not an array";
 	if (cJSON_GetArraySize(results) != cJSON_GetArraySize(sent))
 		return "not one result per update";
-	seen = cJSON_CreateArray();
+	index_build(&ix, sent, "unit", "subunit");
+	if (ix.e == NULL)
+		return "out of memory";
 	cJSON_ArrayForEach(v, results)
 	{
 		const char *u = name_member(v, "unit");
 		const char *s = name_member(v, "subunit");
 		const char *st = J_STR(J_GET(v, "status"));
+		KeyEntry   *e = (u && s) ? index_find(&ix, u, s) : NULL;
 
-		if (!(u && s && find_update(sent, u, s)) || find_update(seen, u, s))
+		if (e == NULL || e->seen)
 		{
-			cJSON_Delete(seen);
+			free(ix.e);
 			return "a result for an update not sent, or twice";
 		}
-		cJSON_AddItemToArray(seen, obj2("unit", cJSON_CreateString(u), "subunit", cJSON_CreateString(s)));
+		e->seen = true;
 		if (st == NULL || (strcmp(st, "accepted") != 0 && strcmp(st, "done") != 0 && strcmp(st, "refused") != 0))
 		{
-			cJSON_Delete(seen);
+			free(ix.e);
 			return "a \"status\" is not accepted, done or refused";
 		}
 	}
-	cJSON_Delete(seen);
+	free(ix.e);
 	cJSON_ArrayForEach(v, results)
 	{
 		const char *st = J_STR(J_GET(v, "status"));
@@ -907,7 +1039,11 @@ call_answer(CvhMulti *m, CvCall *c, CvhRequest *r)
 				break;
 			case CALL_SEND_UPDATE:
 				if (ch->stage == STAGE_ONE)
+				{
+					if (r->status == 404)
+						no_tasks_remember(c->endpoints[ch->endpoint]);
 					wrong = take_tasks(ch, body, r->status, &allowed);
+				}
 				else
 					wrong = take_update(c, ch->sent, body);
 				break;
@@ -938,11 +1074,9 @@ call_answer(CvhMulti *m, CvCall *c, CvhRequest *r)
 		/* candidates not allowed now stay pending for a later step */
 		cJSON_ArrayForEach(item, ch->items)
 		{
-			const char *u = J_STR(J_GET(item, "unit"));
-			const char *s = J_STR(J_GET(item, "subunit"));
-
-			if (u && s && find_update(allowed, u, s) == NULL)
-				result_add(c, "deferred", obj2("unit", cJSON_CreateString(u), "subunit", cJSON_CreateString(s)));
+			if (cJSON_IsFalse(J_GET(item, "allowed")))
+				result_add(c, "deferred", obj2("unit", jdup(J_GET(item, "unit")),
+											   "subunit", jdup(J_GET(item, "subunit"))));
 		}
 		if (cJSON_GetArraySize(allowed) > 0)
 			call_send_update(m, c, r->tag, allowed);

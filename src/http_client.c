@@ -149,13 +149,21 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 		r->too_big = true;
 		return 0;
 	}
-	grown = realloc(r->response, r->response_len + n + 1);
-	if (grown == NULL)
-		return 0;
-	memcpy(grown + r->response_len, data, n);
+	if (r->response_len + n + 1 > r->response_cap)
+	{
+		/* grow geometrically: bodies arrive in many small pieces */
+		size_t		cap = Max(r->response_cap * 2, r->response_len + n + 1);
+
+		cap = Max(cap, 4096);
+		grown = realloc(r->response, cap);
+		if (grown == NULL)
+			return 0;
+		r->response = grown;
+		r->response_cap = cap;
+	}
+	memcpy(r->response + r->response_len, data, n);
 	r->response_len += n;
-	grown[r->response_len] = '\0';
-	r->response = grown;
+	r->response[r->response_len] = '\0';
 	return n;
 }
 
@@ -321,6 +329,7 @@ request_start(CvhMulti *m, CvhRequest *r)
 	free(r->response);
 	r->response = NULL;
 	r->response_len = 0;
+	r->response_cap = 0;
 	r->too_big = false;
 	r->status = 0;
 	r->curl_error[0] = '\0';

@@ -62,6 +62,7 @@ struct CvhRequest
 	void	   *easy;
 	void	   *headers;
 	char		curl_error[256];
+	size_t		response_cap;	/* allocated size of response */
 	bool		too_big;
 	int			state;
 	double		start_ms;

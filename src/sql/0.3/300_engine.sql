@@ -116,10 +116,13 @@ BEGIN
                     call_req := jsonb_build_object('version', p.version, 'units',
                         coalesce((SELECT jsonb_agg(x ORDER BY x) FROM (SELECT DISTINCT x FROM unnest(u.units) x) d), '[]'));
                     cr := conveyor._http_result(p.id, verb, call_req);
-                    u.versions := coalesce((SELECT array_agg(CASE WHEN x.unit = ANY (no.units) THEN p.version ELSE x.v END ORDER BY x.i)
-                                              FROM unnest(u.units, u.versions) WITH ORDINALITY x(unit, v, i),
-                                                   (SELECT ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'no')) AS units) no),
-                                           '{}');
+                    IF jsonb_array_length(cr->'result'->'no') > 0 THEN
+                        u.versions := coalesce((SELECT array_agg(CASE WHEN n.unit IS NOT NULL THEN p.version ELSE x.v END ORDER BY x.i)
+                                                  FROM unnest(u.units, u.versions) WITH ORDINALITY x(unit, v, i)
+                                                  LEFT JOIN (SELECT DISTINCT jsonb_array_elements_text(cr->'result'->'no') AS unit) n
+                                                         ON n.unit = x.unit),
+                                               '{}');
+                    END IF;
                     v_pt := v_pt + (cr->>'ms')::float8; used := used || verb;
                 ELSIF t.needs_push IS NOT NULL THEN
                     -- units the push type says need no push count as running the version

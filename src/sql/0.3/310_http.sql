@@ -38,7 +38,7 @@ COMMENT ON COLUMN conveyor.http_push_type.endpoints IS
     'default endpoint base URLs for services that give none in their push_type_config';
 COMMENT ON COLUMN conveyor.http_push_type.token_secret IS 'the conveyor.secret sent as the bearer token';
 COMMENT ON COLUMN conveyor.http_push_type.check_health IS 'whether endpoints answer POST /v1/health (else health is not asked)';
-COMMENT ON COLUMN conveyor.http_push_type.concurrency IS 'most requests in flight at once to this push type, per worker';
+COMMENT ON COLUMN conveyor.http_push_type.concurrency IS 'most requests in flight at once to one endpoint, per worker';
 COMMENT ON COLUMN conveyor.http_push_type.retries IS 'retries of a retryable failure within one call';
 COMMENT ON COLUMN conveyor.http_push_type.max_batch IS 'most updates in one POST /v1/update';
 SELECT pg_catalog.pg_extension_config_dump('conveyor.http_push_type', '');
