@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make deps: install with apt-get whatever the build, tests, demo and benchmarks
-# need and is missing. (tmux, chromium and python3: the cli suite runs watch on
+# need and is missing. (wrk: the http benchmark's baseline. tmux, chromium and python3: the cli suite runs watch on
 # a pseudo-terminal and renders the HTML report headless.) Idempotent; a no-op in well under a second when all is there.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ packages=(
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
   libcurl4-openssl-dev libpq-dev
   libmicrohttpd-dev libjansson-dev python3 curl jq
+  wrk
   procps
   tmux chromium
 )

@@ -7,6 +7,9 @@
 #            reducer over 1M samples against a plain C loop sum
 #   engine   test/bench/engine.sh: pushes on a throwaway cluster against
 #            pgbench -N on the same cluster
+#   http     test/bench/http.sh: pushes through the http transport to a C
+#            endpoint on loopback against wrk on the same endpoint, and a
+#            push to a fast endpoint beside 200 pushes to slow ones
 # Exits non-zero only when a benchmark finds a wrong result, never on timing.
 # PostgreSQL refuses to run as root, so as root this re-runs itself as the
 # postgres user on a copy of the tree that user owns (as test/run-tests.sh).
@@ -101,6 +104,13 @@ echo "==== engine (test/bench/engine.sh) ===="
 if ! bash "$src/test/bench/engine.sh" "$summary"; then
   rc=1
   grep -q '^engine correctness' "$summary" || row "engine correctness" "FAILED" "engine.sh stopped early (see above)" - - FAILED
+fi
+
+echo
+echo "==== http transport (test/bench/http.sh) ===="
+if ! bash "$src/test/bench/http.sh" "$summary"; then
+  rc=1
+  grep -q '^http correctness' "$summary" || row "http correctness" "FAILED" "http.sh stopped early (see above)" - - FAILED
 fi
 
 echo
