@@ -21,7 +21,7 @@ PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -DCONVEYOR_BACKEND -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers -Wno-clobbered
-SHLIB_LINK  = -lcurl
+SHLIB_LINK  = -lcurl -lcjson
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

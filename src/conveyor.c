@@ -19,6 +19,7 @@ char	   *cv_database = NULL;
 int			cv_workers = 2;
 int			cv_max_sleep_ms = 60 * 1000;
 int			cv_worker_restart_delay_ms = 5 * 1000;
+char	   *cv_allowed_hosts = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -83,6 +84,21 @@ cv_define_settings(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	/*
+	 * Superuser-only (PGC_SUSET): the host allow-list is what stands between
+	 * a push type's config and arbitrary outbound requests from the server.
+	 */
+	DefineCustomStringVariable("conveyor.allowed_hosts",
+							   "Hosts that HTTP push types may call (comma-separated).",
+							   "Each entry is a host name or IP address, optionally with :port, "
+							   "or *.domain for every host under that domain. Empty allows none. "
+							   "Checked when a push type or service is configured and again at every call.",
+							   &cv_allowed_hosts,
+							   "",
+							   PGC_SUSET,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("conveyor");
 }

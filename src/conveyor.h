@@ -20,6 +20,7 @@ extern char *cv_database;			/* conveyor.database */
 extern int	cv_workers;				/* conveyor.workers */
 extern int	cv_max_sleep_ms;		/* conveyor.max_sleep */
 extern int	cv_worker_restart_delay_ms; /* conveyor.worker_restart_delay */
+extern char *cv_allowed_hosts;		/* conveyor.allowed_hosts */
 
 /* One slot per push worker, so SQL sessions can wake them at commit. */
 typedef struct CvWorkerSlot

@@ -21,6 +21,7 @@
 #include "utils/timeout.h"
 
 #include "engine.h"
+#include "http_call.h"
 #include "txn.h"
 
 static int	my_slot = -1;
@@ -30,6 +31,7 @@ static char *my_dbname = NULL;	/* for log lines, read once at start */
 static void
 worker_on_exit(int code, Datum arg)
 {
+	cv_http_worker_shutdown();
 	cv_worker_slot_release(my_slot);
 }
 
@@ -120,6 +122,8 @@ cv_worker_main(Datum arg)
 		disable_all_timeouts(false);
 		EmitErrorReport();
 		AbortCurrentTransaction();
+		/* calls in flight may have lost their bookkeeping: drop and release them */
+		cv_http_worker_reset();
 		MemoryContextSwitchTo(loop_context);
 		FlushErrorState();
 		MemoryContextResetAndDeleteChildren(loop_context);
@@ -151,14 +155,31 @@ cv_worker_main(Datum arg)
 		installed = worker_extension_installed();
 		worker_report_installed(installed);
 		if (installed)
+		{
+			long		http_ms;
+
 			sleep_ms = Min(sleep_ms, cv_engine_work(loop_context));
+			/* calls the steps asked for go out now, outside any transaction */
+			cv_http_worker_claim();
+			http_ms = cv_http_worker_timeout();
+			if (http_ms >= 0)
+				sleep_ms = Min(sleep_ms, http_ms);
+		}
 
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (sleep_ms > 0)
 		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 sleep_ms, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
+			/* with calls in flight, their sockets wake us too */
+			if (cv_http_worker_timeout() >= 0)
+				cv_http_worker_wait(sleep_ms);
+			else
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 sleep_ms, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+			}
 		}
+		CHECK_FOR_INTERRUPTS();
+		cv_http_worker_progress();
 	}
 }

@@ -10,7 +10,7 @@ packages=(
   postgresql-contrib
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
   libcurl4-openssl-dev libpq-dev
-  libmicrohttpd-dev libjansson-dev python3 curl jq
+  libmicrohttpd-dev libjansson-dev libcjson-dev python3 curl jq
   wrk
   procps
   tmux chromium

@@ -274,6 +274,7 @@ BEGIN
         RAISE EXCEPTION 'push type config of service "%" must be a JSON object', name
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM conveyor._push_type_config_check(push_type, push_type_config);
     IF EXISTS (SELECT 1 FROM conveyor.service s WHERE s.name = service_create.name) THEN
         RAISE EXCEPTION 'service "%" already exists', name USING ERRCODE = 'duplicate_object';
     END IF;
@@ -326,6 +327,9 @@ BEGIN
     IF push_type_config IS NOT NULL AND jsonb_typeof(push_type_config) <> 'object' THEN
         RAISE EXCEPTION 'push type config of service "%" must be a JSON object', name
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF push_type_config IS NOT NULL THEN
+        PERFORM conveyor._push_type_config_check(before->>'push_type', push_type_config);
     END IF;
     UPDATE conveyor.service s SET
         plan = coalesce(service_alter.plan, s.plan),

@@ -18,7 +18,7 @@ DECLARE
     n_units int;
 BEGIN
     SELECT * INTO t FROM conveyor.push_type WHERE name = s.push_type;
-    u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
+    u := conveyor._get_units_now(s);
     n_units := (SELECT count(DISTINCT x) FROM unnest(u.units) x);
     IF n_units = 0 THEN
         RAISE EXCEPTION 'service "%" has no units', s.name
@@ -124,7 +124,7 @@ BEGIN
     v_plan := coalesce(plan, s.plan);
     PERFORM conveyor._push_plan_check(v_plan);
     SELECT * INTO t FROM conveyor.push_type WHERE name = s.push_type;
-    u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
+    u := conveyor._get_units_now(s);
     RETURN QUERY
     WITH phases AS (
         SELECT ph.position, ph.scope, ph.amount, ph.bake, ph.fault_tolerance

@@ -53,6 +53,13 @@ DECLARE
     n_batch_refused int;
     n_batch int;
     batch_errors jsonb;
+    n_deferred int;                 -- updates task control held back this round (http)
+    http boolean;                   -- the push type is reached over HTTP (310_http.sql)
+    ht conveyor.http_push_type;
+    call_req jsonb;                 -- the request of the http call being made
+    cr jsonb;                       -- its answer: {result, ms}
+    call_ms float8;                 -- how long a failed http call took
+    used text[];                    -- http answers this sub-step consumed
     touched text[];
     verb text;
     end_state text;                 -- set to end the push: succeeded, failed
@@ -71,6 +78,10 @@ BEGIN
     phs := ARRAY(SELECT x FROM conveyor.push_phase x WHERE x.push_id = p.id ORDER BY x.position);
     ph := phs[p.phase + 1];
     v_due := p.next_step_at;
+    http := t.transport = 'http';
+    IF http THEN
+        SELECT * INTO ht FROM conveyor.http_push_type x WHERE x.name = t.name;
+    END IF;
 
     <<steps>>
     LOOP
@@ -78,6 +89,8 @@ BEGIN
         v_pt := 0;
         next_at := NULL;
         verb := NULL;
+        used := '{}';
+        n_deferred := 0;
         unhealthy_reason := NULL;
         phase_done := false;
         phase_done_reason := NULL;
@@ -87,10 +100,28 @@ BEGIN
                 -------------------------------------------------------------- plan
                 verb := 'get_units';
                 t0 := clock_timestamp();
-                u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
+                IF http THEN
+                    call_req := '{}';
+                    cr := conveyor._http_result(p.id, verb, call_req);
+                    u := conveyor._http_units(cr->'result');
+                    v_pt := (cr->>'ms')::float8; used := used || verb;
+                ELSE
+                    u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
+                END IF;
                 u.units := coalesce(u.units, '{}'); u.labels := coalesce(u.labels, '{}');
                 u.subunits := coalesce(u.subunits, '{}'); u.versions := coalesce(u.versions, '{}');
-                IF t.needs_push IS NOT NULL THEN
+                IF http THEN
+                    -- units the endpoints say need no push count as running the version
+                    verb := 'needs_push';
+                    call_req := jsonb_build_object('version', p.version, 'units',
+                        coalesce((SELECT jsonb_agg(x ORDER BY x) FROM (SELECT DISTINCT x FROM unnest(u.units) x) d), '[]'));
+                    cr := conveyor._http_result(p.id, verb, call_req);
+                    u.versions := coalesce((SELECT array_agg(CASE WHEN x.unit = ANY (no.units) THEN p.version ELSE x.v END ORDER BY x.i)
+                                              FROM unnest(u.units, u.versions) WITH ORDINALITY x(unit, v, i),
+                                                   (SELECT ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'no')) AS units) no),
+                                           '{}');
+                    v_pt := v_pt + (cr->>'ms')::float8; used := used || verb;
+                ELSIF t.needs_push IS NOT NULL THEN
                     -- units the push type says need no push count as running the version
                     verb := 'needs_push';
                     EXECUTE format('SELECT array_agg(CASE WHEN n.needs_push IS FALSE THEN $3 ELSE x.v END ORDER BY x.i) '
@@ -100,7 +131,9 @@ BEGIN
                        INTO u.versions USING s.name, s.push_type_config, p.version, u.units, u.versions;
                     u.versions := coalesce(u.versions, '{}');
                 END IF;
-                v_pt := conveyor._ms_since(t0);
+                IF NOT http THEN
+                    v_pt := conveyor._ms_since(t0);
+                END IF;
                 verb := NULL;
 
                 IF p.phase > 0 THEN
@@ -148,14 +181,23 @@ BEGIN
 
             ELSIF p.step = 'bake' THEN
                 -------------------------------------------------------------- bake
-                IF p.kind = 'push' AND NOT p.skip_healthchecks AND t.check_health IS NOT NULL THEN
+                IF p.kind = 'push' AND NOT p.skip_healthchecks
+                   AND (t.check_health IS NOT NULL OR (http AND ht.check_health)) THEN
                     touched := (SELECT array_agg(DISTINCT x.unit ORDER BY x.unit)
                                   FROM conveyor.push_subunit x WHERE x.push_id = p.id AND x.state IN ('done', 'sent'));
                     IF touched IS NOT NULL THEN
                         verb := 'check_health';
                         t0 := clock_timestamp();
-                        h := conveyor._call_check_health(t.check_health, s.name, s.push_type_config, touched);
-                        v_pt := conveyor._ms_since(t0);
+                        IF http THEN
+                            call_req := jsonb_build_object('units', to_jsonb(touched));
+                            cr := conveyor._http_result(p.id, verb, call_req);
+                            SELECT (cr->'result'->>'checked')::bigint AS checked,
+                                   nullif(cr->'result'->'unhealthy', '[]') AS unhealthy INTO h;
+                            v_pt := (cr->>'ms')::float8; used := used || verb;
+                        ELSE
+                            h := conveyor._call_check_health(t.check_health, s.name, s.push_type_config, touched);
+                            v_pt := conveyor._ms_since(t0);
+                        END IF;
                         verb := NULL;
                         evs := evs || jsonb_build_object('kind', 'health_checked', 'phase', p.phase, 'at', clock_timestamp(),
                             'detail', jsonb_build_object('healthy', h.unhealthy IS NULL, 'units_checked', h.checked,
@@ -191,8 +233,15 @@ BEGIN
                 IF n_sent > 0 THEN
                     verb := 'get_units';
                     t0 := clock_timestamp();
-                    u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
-                    v_pt := v_pt + conveyor._ms_since(t0);
+                    IF http THEN
+                        call_req := '{}';
+                        cr := conveyor._http_result(p.id, verb, call_req);
+                        u := conveyor._http_units(cr->'result');
+                        v_pt := v_pt + (cr->>'ms')::float8; used := used || verb;
+                    ELSE
+                        u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
+                        v_pt := v_pt + conveyor._ms_since(t0);
+                    END IF;
                     verb := NULL;
                     WITH now_running AS (
                         SELECT x.unit, x.subunit, x.version, x.status
@@ -237,8 +286,27 @@ BEGIN
                              LIMIT s.max_in_flight - n_sent) b;
                     verb := 'send_update';
                     t0 := clock_timestamp();
-                    answer := conveyor._call_send_update(t.send_update, s.name, s.push_type_config, batch);
-                    v_pt := v_pt + conveyor._ms_since(t0);
+                    IF http THEN
+                        call_req := jsonb_build_object('updates', batch);
+                        cr := conveyor._http_result(p.id, verb, call_req);
+                        SELECT ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'units')) AS units,
+                               ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'subunits')) AS subunits,
+                               ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'errors')) AS errors
+                          INTO answer;
+                        -- updates task control held back stay pending for a later round
+                        n_deferred := jsonb_array_length(cr->'result'->'deferred');
+                        IF n_deferred > 0 THEN
+                            batch := coalesce((SELECT jsonb_agg(b)
+                                                 FROM jsonb_array_elements(batch) b
+                                                WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements(cr->'result'->'deferred') d
+                                                                   WHERE d->>'unit' = b->>'unit' AND d->>'subunit' = b->>'subunit')),
+                                              '[]');
+                        END IF;
+                        v_pt := v_pt + (cr->>'ms')::float8; used := used || verb;
+                    ELSE
+                        answer := conveyor._call_send_update(t.send_update, s.name, s.push_type_config, batch);
+                        v_pt := v_pt + conveyor._ms_since(t0);
+                    END IF;
                     verb := NULL;
                     -- no row: accepted, in flight; a row with an error: refused; a row
                     -- without one: the push type finished the update while sending
@@ -260,6 +328,7 @@ BEGIN
                     evs := evs || jsonb_build_object('kind', 'update_batch', 'phase', p.phase, 'at', clock_timestamp(),
                         'detail', jsonb_build_object('sent', n_batch_sent, 'done', n_batch_done,
                                                      'refused', n_batch_refused, 'errors', batch_errors)
+                                  || CASE WHEN n_deferred > 0 THEN jsonb_build_object('deferred', n_deferred) ELSE '{}' END
                                   || conveyor._timing(v_due, v_started, v_pt));
                     n_pending := n_pending - n_batch;
                     n_sent := n_sent + n_batch_sent;
@@ -273,7 +342,7 @@ BEGIN
                         p.step := 'confirm';
                     END IF;
                     -- more to send now, or wait for the in-flight ones
-                    next_at := CASE WHEN n_pending > 0 AND n_sent < s.max_in_flight THEN clock_timestamp()
+                    next_at := CASE WHEN n_pending > 0 AND n_sent < s.max_in_flight AND n_deferred = 0 THEN clock_timestamp()
                                     ELSE clock_timestamp() + s.poll_interval END;
                     p.errors := 0;
                 ELSE
@@ -315,21 +384,48 @@ BEGIN
             IF verb IS NULL THEN
                 RAISE;      -- not a push type's fault: the worker records it as a step error
             END IF;
-            -- a push-type verb failed: retry with backoff, or end as a bad failure
-            v_pt := v_pt + conveyor._ms_since(t0);
-            p.errors := p.errors + 1;
-            IF p.errors > s.retry_limit THEN
-                end_state := 'failed'; end_outcome := 'bad failure';
-                end_reason := format('push type %s failed %s times (retry limit %s): %s',
-                                     verb, p.errors, s.retry_limit, SQLERRM);
+            IF SQLSTATE = 'CVW01' THEN
+                -- an http verb's answer is not in: the sub-step is rolled back;
+                -- record the call, and a worker makes it and makes the push due
+                -- again (the minute is only a safety net)
+                PERFORM conveyor._http_request(p.id, verb, call_req);
+                next_at := clock_timestamp() + interval '1 minute';
+                used := '{}';
             ELSE
-                evs := evs || jsonb_build_object('kind', 'push_type_error', 'phase', p.phase, 'at', clock_timestamp(),
-                    'detail', jsonb_build_object('verb', verb, 'sqlstate', SQLSTATE, 'error', SQLERRM,
-                                                 'attempt', p.errors, 'retry_limit', s.retry_limit));
-                next_at := conveyor._retry_at(p.errors);
+                -- a push-type verb failed: retry with backoff, or end as a bad
+                -- failure; a final HTTP error (08P01: a 4xx, a refused host)
+                -- cannot get better by retrying
+                IF http THEN
+                    DELETE FROM conveyor.push_call x
+                     WHERE x.push_id = p.id AND x.verb = _push_step.verb AND x.state = 'failed'
+                    RETURNING x.duration_ms INTO call_ms;
+                    v_pt := v_pt + coalesce(call_ms, 0);
+                ELSE
+                    v_pt := v_pt + conveyor._ms_since(t0);
+                END IF;
+                p.errors := p.errors + 1;
+                IF SQLSTATE = '08P01' THEN
+                    end_state := 'failed'; end_outcome := 'bad failure';
+                    end_reason := format('push type %s failed and retrying cannot help: %s', verb, conveyor._redact(SQLERRM));
+                ELSIF p.errors > s.retry_limit THEN
+                    end_state := 'failed'; end_outcome := 'bad failure';
+                    end_reason := format('push type %s failed %s times (retry limit %s): %s',
+                                         verb, p.errors, s.retry_limit, conveyor._redact(SQLERRM));
+                ELSE
+                    evs := evs || jsonb_build_object('kind', 'push_type_error', 'phase', p.phase, 'at', clock_timestamp(),
+                        'detail', jsonb_build_object('verb', verb, 'sqlstate', SQLSTATE, 'error', conveyor._redact(SQLERRM),
+                                                     'attempt', p.errors, 'retry_limit', s.retry_limit));
+                    next_at := conveyor._retry_at(p.errors);
+                END IF;
             END IF;
             n_pending := NULL; n_sent := NULL; acc_done := NULL; acc_failed := NULL;
+            phase_done := false; unhealthy_reason := NULL;
         END;
+
+        -- answers of http calls this sub-step used are spent
+        IF cardinality(used) > 0 THEN
+            DELETE FROM conveyor.push_call x WHERE x.push_id = p.id AND x.verb = ANY (used);
+        END IF;
 
         -- the phase passed: on to the next one, or the push succeeded
         IF phase_done THEN

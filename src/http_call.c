@@ -1,0 +1,1306 @@
+/*
+ * http_call.c
+ *	  The verbs of an HTTP push type (docs/push-type-protocol.md): which
+ *	  requests one call makes, to which endpoints, and how their answers are
+ *	  checked and folded into one normalized result for the decider.
+ *
+ * The decider (conveyor._push_step) asks for a call by writing a row in
+ * conveyor.push_call and committing. A worker claims pending calls in a
+ * short transaction, commits, then sends every request of every call
+ * concurrently through one libcurl multi handle that lives as long as the
+ * worker (http_client.c); when all requests of a call are answered it
+ * records the result in another short transaction, which makes the push due
+ * again. No transaction is open while a request is in flight, and a call
+ * that a crash interrupted is claimed again and re-sent with the same
+ * idempotency keys.
+ *
+ * Answers are parsed with cJSON, outside transactions, and checked
+ * completely before anything of them is kept: a body of the wrong shape is
+ * retried like a 5xx. (Not jansson: its json_object() has the name of a
+ * function the postgres executable exports, and the dynamic linker would
+ * bind jansson's own calls to PostgreSQL's.) Results are JSON of a fixed
+ * shape that conveyor's SQL turns back into the rows an sql verb returns.
+ */
+#include "conveyor.h"
+
+#include <cjson/cJSON.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#include "http_call.h"
+#include "http_client.h"
+#include "txn.h"
+
+PG_FUNCTION_INFO_V1(cv_http_get_units_now);
+PG_FUNCTION_INFO_V1(cv_http_url_check);
+
+/* Most calls one worker keeps in flight at once. */
+#define WORKER_MAX_CALLS 256
+
+/* Longest name, version or key the protocol allows. */
+#define NAME_MAX_BYTES 200
+
+#define J_GET(o, k) cJSON_GetObjectItemCaseSensitive((o), (k))
+#define J_STR(x) cJSON_GetStringValue(x)
+
+typedef enum CallVerb
+{
+	CALL_GET_UNITS,
+	CALL_NEEDS_PUSH,
+	CALL_SEND_UPDATE,
+	CALL_CHECK_HEALTH
+} CallVerb;
+
+static const char *const verb_names[] = {"get_units", "needs_push", "send_update", "check_health"};
+
+/* Stages of a chunk of send_update: ask task control, then update. */
+enum
+{
+	STAGE_ONE,					/* the only request (other verbs) or /v1/tasks */
+	STAGE_UPDATE				/* /v1/update with the allowed updates */
+};
+
+/* The requests of one call to one endpoint (send_update: up to max_batch updates). */
+typedef struct Chunk
+{
+	int			endpoint;
+	cJSON	   *items;			/* units (names) or updates (objects) */
+	int			nitems;
+	cJSON	   *sent;			/* send_update: the updates of the /v1/update request */
+	int			stage;
+} Chunk;
+
+/* A unit and the endpoint that reported it, sorted by unit for bsearch. */
+typedef struct UnitRoute
+{
+	const char *unit;
+	int			endpoint;
+} UnitRoute;
+
+typedef struct CvCall
+{
+	int64		push_id;		/* 0 for a call made directly by an SQL function */
+	CallVerb	verb;
+	char	   *request_hash;
+	char	   *push_type;
+	char	   *token;
+	CvhSettings settings;
+	int			max_batch;
+	char	  **endpoints;
+	int			nendpoints;
+	cJSON	   *request;
+	cJSON	   *unitmap;		/* unit -> endpoint, from the last get units */
+	UnitRoute  *routes;			/* unitmap, sorted */
+	int			nroutes;
+	char	  **seen;			/* get units: unit names answered so far, sorted */
+	int			nseen;
+	Chunk	   *chunks;
+	int			nchunks;
+	int			outstanding;	/* requests not yet answered */
+	int			nrequests;		/* requests made, retries included */
+	bool		failed;
+	CvhOutcome	fail_kind;
+	char		error[256];
+	cJSON	   *result;
+	struct CvCall *next;
+} CvCall;
+
+static CvhMulti *worker_multi = NULL;
+static CvCall *worker_calls = NULL;
+static bool worker_reset_needed = false;
+
+/* Interned push-type names: requests of one push type share its concurrency cap. */
+static const char *
+group_for(const char *push_type)
+{
+	static char **names = NULL;
+	static int	n = 0;
+	char	  **grown;
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], push_type) == 0)
+			return names[i];
+	grown = realloc(names, (n + 1) * sizeof(char *));
+	if (grown == NULL)
+		return "";
+	names = grown;
+	names[n] = strdup(push_type);
+	return names[n] ? names[n++] : "";
+}
+
+static void
+call_free(CvCall *c)
+{
+	if (c == NULL)
+		return;
+	if (c->token)
+	{
+		explicit_bzero(c->token, strlen(c->token));
+		free(c->token);
+	}
+	free(c->request_hash);
+	free(c->push_type);
+	for (int i = 0; i < c->nendpoints; i++)
+		free(c->endpoints[i]);
+	free(c->endpoints);
+	for (int i = 0; i < c->nchunks; i++)
+	{
+		cJSON_Delete(c->chunks[i].items);
+		cJSON_Delete(c->chunks[i].sent);
+	}
+	free(c->chunks);
+	free(c->routes);
+	for (int i = 0; i < c->nseen; i++)
+		free(c->seen[i]);
+	free(c->seen);
+	cJSON_Delete(c->request);
+	cJSON_Delete(c->unitmap);
+	cJSON_Delete(c->result);
+	free(c);
+}
+
+/* Mark a call failed (the first failure wins). */
+static void
+call_fail(CvCall *c, CvhOutcome kind, const char *fmt,...) pg_attribute_printf(3, 4);
+
+static void
+call_fail(CvCall *c, CvhOutcome kind, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (c->failed)
+		return;
+	c->failed = true;
+	c->fail_kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+}
+
+static int
+route_cmp(const void *a, const void *b)
+{
+	return strcmp(((const UnitRoute *) a)->unit, ((const UnitRoute *) b)->unit);
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Sort the unit -> endpoint map of a call for unit_endpoint. */
+static void
+routes_build(CvCall *c)
+{
+	cJSON	   *e;
+	int			n = cJSON_GetArraySize(c->unitmap);
+
+	c->routes = malloc(Max(1, n) * sizeof(UnitRoute));
+	if (c->routes == NULL)
+		return;
+	cJSON_ArrayForEach(e, c->unitmap)
+	{
+		const char *url = J_STR(e);
+
+		if (e->string == NULL || url == NULL)
+			continue;
+		c->routes[c->nroutes].unit = e->string;
+		c->routes[c->nroutes].endpoint = -1;
+		for (int i = 0; i < c->nendpoints; i++)
+			if (strcmp(c->endpoints[i], url) == 0)
+				c->routes[c->nroutes].endpoint = i;
+		c->nroutes++;
+	}
+	qsort(c->routes, c->nroutes, sizeof(UnitRoute), route_cmp);
+}
+
+/* Index of the endpoint a unit was last reported by, or -1. */
+static int
+unit_endpoint(CvCall *c, const char *unit)
+{
+	UnitRoute	key = {unit, 0};
+	UnitRoute  *hit;
+
+	if (c->routes == NULL || unit == NULL)
+		return -1;
+	hit = bsearch(&key, c->routes, c->nroutes, sizeof(UnitRoute), route_cmp);
+	return hit ? hit->endpoint : -1;
+}
+
+/* The chunk of this endpoint that still has room, made if needed. */
+static Chunk *
+chunk_for(CvCall *c, int endpoint, int room)
+{
+	Chunk	   *grown;
+
+	for (int i = c->nchunks - 1; i >= 0; i--)
+		if (c->chunks[i].endpoint == endpoint && c->chunks[i].nitems < room)
+			return &c->chunks[i];
+	grown = realloc(c->chunks, (c->nchunks + 1) * sizeof(Chunk));
+	if (grown == NULL)
+		return NULL;
+	c->chunks = grown;
+	memset(&c->chunks[c->nchunks], 0, sizeof(Chunk));
+	c->chunks[c->nchunks].endpoint = endpoint;
+	c->chunks[c->nchunks].items = cJSON_CreateArray();
+	c->chunks[c->nchunks].stage = STAGE_ONE;
+	return &c->chunks[c->nchunks++];
+}
+
+/* A string member that is a valid protocol name (non-empty, at most 200 bytes). */
+static const char *
+name_member(cJSON *obj, const char *key)
+{
+	const char *s = J_STR(J_GET(obj, key));
+
+	if (s == NULL || s[0] == '\0' || strlen(s) > NAME_MAX_BYTES)
+		return NULL;
+	return s;
+}
+
+/* 64-bit FNV-1a of a string, for request idempotency keys. */
+static uint64
+fnv1a(const char *s)
+{
+	uint64		h = UINT64CONST(14695981039346656037);
+
+	for (; *s; s++)
+	{
+		h ^= (unsigned char) *s;
+		h *= UINT64CONST(1099511628211);
+	}
+	return h;
+}
+
+/* An object {k1: v1, k2: v2} of the given items (NULL items make it fail). */
+static cJSON *
+obj2(const char *k1, cJSON *v1, const char *k2, cJSON *v2)
+{
+	cJSON	   *o = cJSON_CreateObject();
+
+	if (o == NULL || v1 == NULL || (k2 && v2 == NULL))
+	{
+		cJSON_Delete(o);
+		cJSON_Delete(v1);
+		cJSON_Delete(v2);
+		return NULL;
+	}
+	cJSON_AddItemToObject(o, k1, v1);
+	if (k2)
+		cJSON_AddItemToObject(o, k2, v2);
+	return o;
+}
+
+/* A copy of x (a JSON null for NULL). */
+static cJSON *
+jdup(const cJSON *x)
+{
+	return x ? cJSON_Duplicate(x, true) : cJSON_CreateNull();
+}
+
+/* Append a copy of x to the array member key of the call's result. */
+static void
+result_add(CvCall *c, const char *key, cJSON *item)
+{
+	cJSON_AddItemToArray(J_GET(c->result, key), item ? item : cJSON_CreateNull());
+}
+
+/*
+ * Send one request of call c for chunk k (or endpoint k for get units): a
+ * GET when path is /v1/units, else a POST of body (NULL only if building it
+ * ran out of memory).
+ */
+static void
+call_send(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, cJSON *body)
+{
+	char		url[2048];
+	char	   *text = NULL;
+	CvhRequest *r;
+	const char *base = c->endpoints[endpoint];
+	size_t		blen = strlen(base);
+
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	snprintf(url, sizeof(url), "%.*s%s", (int) blen, base, path);
+	if (strcmp(path, "/v1/units") != 0)
+	{
+		text = body ? cJSON_PrintUnformatted(body) : NULL;
+		cJSON_Delete(body);
+		if (text == NULL)
+		{
+			call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
+			return;
+		}
+	}
+	r = cvh_request_new(url, text, &c->settings, group_for(c->push_type));
+	cJSON_free(text);
+	if (r == NULL)
+	{
+		call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
+		return;
+	}
+	r->owner = c;
+	r->tag = tag;
+	/* optional verbs: a 404 means "not implemented" */
+	r->accept_404 = (c->verb == CALL_NEEDS_PUSH ||
+					 (c->verb == CALL_SEND_UPDATE && strcmp(path, "/v1/tasks") == 0));
+	c->outstanding++;
+	c->nrequests++;
+	cvh_submit(m, r);
+}
+
+/* The /v1/update request of chunk k, for the updates in allowed (taken over). */
+static void
+call_send_update(CvhMulti *m, CvCall *c, int k, cJSON *allowed)
+{
+	char	   *text = cJSON_PrintUnformatted(allowed);
+	char		key[80];
+
+	snprintf(key, sizeof(key), "conveyor-" INT64_FORMAT "-%016llx", c->push_id,
+			 (unsigned long long) fnv1a(text ? text : ""));
+	cJSON_free(text);
+	c->chunks[k].stage = STAGE_UPDATE;
+	cJSON_Delete(c->chunks[k].sent);
+	c->chunks[k].sent = allowed;
+	call_send(m, c, k, c->chunks[k].endpoint, "/v1/update",
+			  obj2("idempotency_key", cJSON_CreateString(key), "updates", jdup(allowed)));
+}
+
+/*
+ * Plan and submit every first request of a call. Units no endpoint reported
+ * are answered here: refused updates, unhealthy units, units needing a push.
+ */
+static void
+call_start(CvhMulti *m, CvCall *c)
+{
+	cJSON	   *items;
+	cJSON	   *item;
+
+	switch (c->verb)
+	{
+		case CALL_GET_UNITS:
+			c->result = cJSON_CreateObject();
+			cJSON_AddArrayToObject(c->result, "units");
+			cJSON_AddArrayToObject(c->result, "labels");
+			cJSON_AddArrayToObject(c->result, "subunits");
+			cJSON_AddArrayToObject(c->result, "versions");
+			cJSON_AddArrayToObject(c->result, "statuses");
+			cJSON_AddObjectToObject(c->result, "endpoints");
+			for (int e = 0; e < c->nendpoints; e++)
+				call_send(m, c, e, e, "/v1/units", NULL);
+			return;
+		case CALL_NEEDS_PUSH:
+			c->result = cJSON_CreateObject();
+			cJSON_AddArrayToObject(c->result, "no");
+			items = J_GET(c->request, "units");
+			break;
+		case CALL_SEND_UPDATE:
+			c->result = cJSON_CreateObject();
+			cJSON_AddArrayToObject(c->result, "units");
+			cJSON_AddArrayToObject(c->result, "subunits");
+			cJSON_AddArrayToObject(c->result, "errors");
+			cJSON_AddArrayToObject(c->result, "deferred");
+			items = J_GET(c->request, "updates");
+			break;
+		case CALL_CHECK_HEALTH:
+			c->result = cJSON_CreateObject();
+			cJSON_AddNumberToObject(c->result, "checked", 0);
+			cJSON_AddArrayToObject(c->result, "unhealthy");
+			items = J_GET(c->request, "units");
+			break;
+		default:
+			return;
+	}
+	routes_build(c);
+	cJSON_ArrayForEach(item, items)
+	{
+		const char *unit = c->verb == CALL_SEND_UPDATE ? J_STR(J_GET(item, "unit")) : J_STR(item);
+		int			e = unit_endpoint(c, unit);
+		Chunk	   *ch;
+
+		if (e < 0)
+		{
+			/* a unit no endpoint reports any more */
+			if (c->verb == CALL_SEND_UPDATE)
+			{
+				result_add(c, "units", jdup(J_GET(item, "unit")));
+				result_add(c, "subunits", jdup(J_GET(item, "subunit")));
+				result_add(c, "errors", cJSON_CreateString("unit not reported by any endpoint"));
+			}
+			else if (c->verb == CALL_CHECK_HEALTH)
+			{
+				cJSON_SetNumberValue(J_GET(c->result, "checked"), J_GET(c->result, "checked")->valuedouble + 1);
+				result_add(c, "unhealthy", obj2("unit", jdup(item), "reason",
+												cJSON_CreateString("unit not reported by any endpoint")));
+			}
+			continue;
+		}
+		ch = chunk_for(c, e, c->verb == CALL_SEND_UPDATE ? Max(1, c->max_batch) : INT_MAX);
+		if (ch == NULL)
+		{
+			call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
+			return;
+		}
+		cJSON_AddItemToArray(ch->items, jdup(item));
+		ch->nitems++;
+	}
+	for (int k = 0; k < c->nchunks; k++)
+	{
+		Chunk	   *ch = &c->chunks[k];
+
+		if (c->verb == CALL_NEEDS_PUSH)
+			call_send(m, c, k, ch->endpoint, "/v1/needs-push",
+					  obj2("version", jdup(J_GET(c->request, "version")), "units", jdup(ch->items)));
+		else if (c->verb == CALL_CHECK_HEALTH)
+			call_send(m, c, k, ch->endpoint, "/v1/health", obj2("units", jdup(ch->items), NULL, NULL));
+		else
+		{
+			cJSON	   *cands = cJSON_CreateArray();
+
+			cJSON_ArrayForEach(item, ch->items)
+				cJSON_AddItemToArray(cands, obj2("unit", jdup(J_GET(item, "unit")),
+												 "subunit", jdup(J_GET(item, "subunit"))));
+			call_send(m, c, k, ch->endpoint, "/v1/tasks", obj2("candidates", cands, NULL, NULL));
+		}
+	}
+}
+
+/* --------------------------------------------------------------- answers */
+
+/* Whether a status string is one the protocol knows. */
+static bool
+status_known(const char *st)
+{
+	return strcmp(st, "ok") == 0 || strcmp(st, "updating") == 0 ||
+		strcmp(st, "failed") == 0 || strcmp(st, "unreachable") == 0;
+}
+
+/* Check one unit of a GET /v1/units answer; NULL, or what is wrong. */
+static const char *
+check_unit(cJSON *unit)
+{
+	cJSON	   *labels = J_GET(unit, "labels");
+	cJSON	   *subs = J_GET(unit, "subunits");
+	cJSON	   *sub;
+	cJSON	   *v;
+	int			j = 0;
+
+	if (name_member(unit, "name") == NULL)
+		return "a unit without a valid \"name\"";
+	if (labels && !cJSON_IsNull(labels))
+	{
+		if (!cJSON_IsObject(labels))
+			return "\"labels\" is not an object";
+		cJSON_ArrayForEach(v, labels)
+			if (!cJSON_IsString(v))
+			return "a label value is not a string";
+	}
+	if (!cJSON_IsArray(subs))
+		return "\"subunits\" is not an array";
+	cJSON_ArrayForEach(sub, subs)
+	{
+		cJSON	   *sn = J_GET(sub, "name");
+		cJSON	   *ver = J_GET(sub, "version");
+		cJSON	   *st = J_GET(sub, "status");
+		cJSON	   *other;
+		int			q = 0;
+
+		if (!cJSON_IsObject(sub))
+			return "a subunit is not an object";
+		if (!(cJSON_IsNull(sn) || name_member(sub, "name")))
+			return "a subunit \"name\" is neither a valid string nor null";
+		if (ver && !cJSON_IsNull(ver) && !name_member(sub, "version"))
+			return "a \"version\" is neither a valid string nor null";
+		if (st && !cJSON_IsNull(st) && !(cJSON_IsString(st) && status_known(st->valuestring)))
+			return "a \"status\" is not ok, updating, failed or unreachable";
+		cJSON_ArrayForEach(other, subs)
+		{
+			if (q++ >= j)
+				break;
+			if (cJSON_Compare(J_GET(other, "name"), sn, true))
+				return "a unit lists a subunit twice";
+		}
+		j++;
+	}
+	return NULL;
+}
+
+/* Check and keep a GET /v1/units answer from endpoint e; NULL, or what is wrong with it. */
+static const char *
+take_units(CvCall *c, int e, cJSON *body)
+{
+	cJSON	   *units = J_GET(body, "units");
+	cJSON	   *proto = J_GET(body, "protocol");
+	cJSON	   *unit;
+	cJSON	   *sub;
+	int			n = cJSON_GetArraySize(units);
+	char	  **names;
+	char	  **grown;
+	int			k = 0;
+	static char why[160];
+
+	if (!cJSON_IsNumber(proto) || proto->valuedouble != 1)
+		return "\"protocol\" is not 1";
+	if (!cJSON_IsArray(units))
+		return "\"units\" is not an array";
+	/* check everything first: nothing of a wrong answer is kept */
+	cJSON_ArrayForEach(unit, units)
+	{
+		const char *wrong = check_unit(unit);
+
+		if (wrong)
+			return wrong;
+	}
+	/* a unit name once in the answer, and once across endpoints */
+	names = malloc(Max(1, n) * sizeof(char *));
+	if (names == NULL)
+		return "out of memory";
+	cJSON_ArrayForEach(unit, units)
+		names[k++] = J_STR(J_GET(unit, "name"));
+	qsort(names, n, sizeof(char *), str_cmp);
+	for (int i = 0; i < n; i++)
+	{
+		if ((i > 0 && strcmp(names[i - 1], names[i]) == 0) ||
+			(c->nseen > 0 && bsearch(&names[i], c->seen, c->nseen, sizeof(char *), str_cmp)))
+		{
+			snprintf(why, sizeof(why), "unit \"%.60s\" reported twice (or by two endpoints)", names[i]);
+			free(names);
+			return why;
+		}
+	}
+	grown = realloc(c->seen, (c->nseen + n + 1) * sizeof(char *));
+	if (grown == NULL)
+	{
+		free(names);
+		return "out of memory";
+	}
+	c->seen = grown;
+	for (int i = 0; i < n; i++)
+		c->seen[c->nseen++] = strdup(names[i]);
+	qsort(c->seen, c->nseen, sizeof(char *), str_cmp);
+	free(names);
+
+	/* keep it: one row per subunit, and which endpoint has the unit */
+	cJSON_ArrayForEach(unit, units)
+	{
+		cJSON	   *labels = J_GET(unit, "labels");
+		cJSON	   *name = J_GET(unit, "name");
+
+		cJSON_AddItemToObject(J_GET(c->result, "endpoints"), name->valuestring,
+							  cJSON_CreateString(c->endpoints[e]));
+		cJSON_ArrayForEach(sub, J_GET(unit, "subunits"))
+		{
+			cJSON	   *st = J_GET(sub, "status");
+
+			result_add(c, "units", jdup(name));
+			result_add(c, "labels", cJSON_IsObject(labels) ? jdup(labels) : cJSON_CreateObject());
+			result_add(c, "subunits", jdup(J_GET(sub, "name")));
+			result_add(c, "versions", jdup(J_GET(sub, "version")));
+			result_add(c, "statuses", st && !cJSON_IsNull(st) ? jdup(st) : cJSON_CreateString("ok"));
+		}
+	}
+	return NULL;
+}
+
+/* Whether name is one of the strings of array a. */
+static bool
+in_names(cJSON *a, const char *name)
+{
+	cJSON	   *v;
+
+	cJSON_ArrayForEach(v, a)
+		if (cJSON_IsString(v) && strcmp(v->valuestring, name) == 0)
+		return true;
+	return false;
+}
+
+/* The entry of (unit, subunit) among updates or candidates, or NULL. */
+static cJSON *
+find_update(cJSON *a, const char *unit, const char *subunit)
+{
+	cJSON	   *v;
+
+	cJSON_ArrayForEach(v, a)
+	{
+		const char *u = J_STR(J_GET(v, "unit"));
+		const char *s = J_STR(J_GET(v, "subunit"));
+
+		if (u && s && strcmp(u, unit) == 0 && strcmp(s, subunit) == 0)
+			return v;
+	}
+	return NULL;
+}
+
+/* Check and keep a POST /v1/needs-push answer. */
+static const char *
+take_needs_push(CvCall *c, Chunk *ch, cJSON *body)
+{
+	cJSON	   *units = J_GET(body, "units");
+	cJSON	   *u;
+
+	if (!cJSON_IsArray(units))
+		return "\"units\" is not an array";
+	cJSON_ArrayForEach(u, units)
+	{
+		if (name_member(u, "name") == NULL || !cJSON_IsBool(J_GET(u, "needs_push")))
+			return "an entry without a valid \"name\" and a boolean \"needs_push\"";
+	}
+	cJSON_ArrayForEach(u, units)
+	{
+		const char *name = name_member(u, "name");
+
+		/* only units asked about; a missing one needs a push */
+		if (cJSON_IsFalse(J_GET(u, "needs_push")) && in_names(ch->items, name))
+			result_add(c, "no", cJSON_CreateString(name));
+	}
+	return NULL;
+}
+
+/* The entry for unit name in a health answer, or NULL. */
+static cJSON *
+health_entry(cJSON *units, const char *name)
+{
+	cJSON	   *u;
+
+	cJSON_ArrayForEach(u, units)
+		if (strcmp(name_member(u, "name"), name) == 0)
+		return u;
+	return NULL;
+}
+
+/* Check and keep a POST /v1/health answer. */
+static const char *
+take_health(CvCall *c, Chunk *ch, cJSON *body)
+{
+	cJSON	   *units = J_GET(body, "units");
+	cJSON	   *u;
+	cJSON	   *want;
+	cJSON	   *checked = J_GET(c->result, "checked");
+
+	if (!cJSON_IsArray(units))
+		return "\"units\" is not an array";
+	cJSON_ArrayForEach(u, units)
+	{
+		cJSON	   *reason = J_GET(u, "reason");
+
+		if (name_member(u, "name") == NULL || !cJSON_IsBool(J_GET(u, "healthy")))
+			return "an entry without a valid \"name\" and a boolean \"healthy\"";
+		if (reason && !cJSON_IsNull(reason) && !cJSON_IsString(reason))
+			return "a \"reason\" is neither a string nor null";
+	}
+	cJSON_ArrayForEach(want, ch->items)
+		if (health_entry(units, want->valuestring) == NULL)
+		return "a requested unit is missing from the answer";
+	cJSON_ArrayForEach(want, ch->items)
+	{
+		cJSON	   *e = health_entry(units, want->valuestring);
+
+		if (cJSON_IsFalse(J_GET(e, "healthy")))
+		{
+			const char *reason = J_STR(J_GET(e, "reason"));
+			char		r[201];
+
+			snprintf(r, sizeof(r), "%s", reason ? reason : "no reason given");
+			result_add(c, "unhealthy", obj2("unit", jdup(want), "reason", cJSON_CreateString(r)));
+		}
+	}
+	cJSON_SetNumberValue(checked, checked->valuedouble + ch->nitems);
+	return NULL;
+}
+
+/* Check a /v1/tasks answer; on success *allowed holds the updates to send now. */
+static const char *
+take_tasks(Chunk *ch, cJSON *body, long status, cJSON **allowed)
+{
+	cJSON	   *list = J_GET(body, "allowed");
+	cJSON	   *v;
+
+	*allowed = cJSON_CreateArray();
+	if (status == 404)
+	{
+		cJSON_ArrayForEach(v, ch->items)
+			cJSON_AddItemToArray(*allowed, jdup(v));
+		return NULL;
+	}
+	if (!cJSON_IsArray(list))
+		return "\"allowed\" is not an array";
+	cJSON_ArrayForEach(v, list)
+	{
+		const char *u = name_member(v, "unit");
+		const char *s = name_member(v, "subunit");
+		cJSON	   *cand = (u && s) ? find_update(ch->items, u, s) : NULL;
+
+		if (cand == NULL)
+			return "an allowed entry was not a candidate";
+		if (find_update(*allowed, u, s) == NULL)
+			cJSON_AddItemToArray(*allowed, jdup(cand));
+	}
+	return NULL;
+}
+
+/* Check and keep a POST /v1/update answer for the updates sent. */
+static const char *
+take_update(CvCall *c, cJSON *sent, cJSON *body)
+{
+	cJSON	   *results = J_GET(body, "results");
+	cJSON	   *v;
+	cJSON	   *seen;
+
+	if (!cJSON_IsArray(results))
+		return "\"results\" is not an array";
+	if (cJSON_GetArraySize(results) != cJSON_GetArraySize(sent))
+		return "not one result per update";
+	seen = cJSON_CreateArray();
+	cJSON_ArrayForEach(v, results)
+	{
+		const char *u = name_member(v, "unit");
+		const char *s = name_member(v, "subunit");
+		const char *st = J_STR(J_GET(v, "status"));
+
+		if (!(u && s && find_update(sent, u, s)) || find_update(seen, u, s))
+		{
+			cJSON_Delete(seen);
+			return "a result for an update not sent, or twice";
+		}
+		cJSON_AddItemToArray(seen, obj2("unit", cJSON_CreateString(u), "subunit", cJSON_CreateString(s)));
+		if (st == NULL || (strcmp(st, "accepted") != 0 && strcmp(st, "done") != 0 && strcmp(st, "refused") != 0))
+		{
+			cJSON_Delete(seen);
+			return "a \"status\" is not accepted, done or refused";
+		}
+	}
+	cJSON_Delete(seen);
+	cJSON_ArrayForEach(v, results)
+	{
+		const char *st = J_STR(J_GET(v, "status"));
+		const char *err = J_STR(J_GET(v, "error"));
+		char		e[201];
+
+		if (strcmp(st, "accepted") == 0)
+			continue;			/* in flight: confirmed through get units */
+		result_add(c, "units", jdup(J_GET(v, "unit")));
+		result_add(c, "subunits", jdup(J_GET(v, "subunit")));
+		if (strcmp(st, "done") == 0)
+			result_add(c, "errors", cJSON_CreateNull());
+		else
+		{
+			snprintf(e, sizeof(e), "%s", err ? err : "refused");
+			result_add(c, "errors", cJSON_CreateString(e));
+		}
+	}
+	return NULL;
+}
+
+/* An answered request of call c: check it, keep it, send what follows. */
+static void
+call_answer(CvhMulti *m, CvCall *c, CvhRequest *r)
+{
+	cJSON	   *body = NULL;
+	const char *wrong = NULL;
+	Chunk	   *ch = c->verb == CALL_GET_UNITS ? NULL : &c->chunks[r->tag];
+	cJSON	   *allowed = NULL;
+
+	if (r->outcome != CVH_OK)
+	{
+		call_fail(c, r->outcome, "%s: %s", verb_names[c->verb], r->error);
+		return;
+	}
+	if (r->status == 404 && c->verb == CALL_NEEDS_PUSH)
+		return;					/* not implemented: every unit needs a push */
+	if (r->status != 404)
+	{
+		body = cJSON_ParseWithLength(r->response ? r->response : "", r->response_len);
+		if (body == NULL)
+			wrong = "the body is not JSON";
+		else if (!cJSON_IsObject(body))
+			wrong = "the body is not a JSON object";
+	}
+	if (wrong == NULL)
+	{
+		switch (c->verb)
+		{
+			case CALL_GET_UNITS:
+				wrong = take_units(c, r->tag, body);
+				break;
+			case CALL_NEEDS_PUSH:
+				wrong = take_needs_push(c, ch, body);
+				break;
+			case CALL_CHECK_HEALTH:
+				wrong = take_health(c, ch, body);
+				break;
+			case CALL_SEND_UPDATE:
+				if (ch->stage == STAGE_ONE)
+					wrong = take_tasks(ch, body, r->status, &allowed);
+				else
+					wrong = take_update(c, ch->sent, body);
+				break;
+		}
+	}
+	cJSON_Delete(body);
+	if (wrong)
+	{
+		char		why[200];
+
+		cJSON_Delete(allowed);
+		snprintf(why, sizeof(why), "answer of the wrong shape: %s", wrong);
+		if (cvh_retry(m, r, why))
+		{
+			c->outstanding++;	/* the same request again */
+			c->nrequests++;
+			return;
+		}
+		call_fail(c, CVH_RETRYABLE, "%s: %s", verb_names[c->verb], r->error);
+		return;
+	}
+	if (allowed)
+	{
+		cJSON	   *item;
+
+		/* candidates not allowed now stay pending for a later step */
+		cJSON_ArrayForEach(item, ch->items)
+		{
+			const char *u = J_STR(J_GET(item, "unit"));
+			const char *s = J_STR(J_GET(item, "subunit"));
+
+			if (u && s && find_update(allowed, u, s) == NULL)
+				result_add(c, "deferred", obj2("unit", cJSON_CreateString(u), "subunit", cJSON_CreateString(s)));
+		}
+		if (cJSON_GetArraySize(allowed) > 0)
+			call_send_update(m, c, r->tag, allowed);
+		else
+			cJSON_Delete(allowed);
+	}
+}
+
+/*
+ * Process finished requests: returns the calls now complete (answered or
+ * failed), unlinked from *calls.
+ */
+static CvCall *
+calls_progress(CvhMulti *m, CvCall **calls)
+{
+	CvhRequest *r;
+	CvCall	   *complete = NULL;
+	CvCall	  **link;
+
+	cvh_drive(m);
+	while ((r = cvh_take_done(m)) != NULL)
+	{
+		CvCall	   *c = r->owner;
+
+		c->outstanding--;
+		if (!c->failed)
+			call_answer(m, c, r);
+		/* cvh_retry re-queued it: the request lives on */
+		if (r->outcome == CVH_RUNNING)
+			continue;
+		cvh_request_free(r);
+		if (c->failed)
+			cvh_cancel_owner(m, c);		/* the call fails as a whole: drop the rest */
+	}
+	cvh_drive(m);				/* start what the answers queued */
+	for (link = calls; *link;)
+	{
+		CvCall	   *c = *link;
+
+		if (c->failed || c->outstanding == 0)
+		{
+			*link = c->next;
+			c->next = complete;
+			complete = c;
+			continue;
+		}
+		link = &c->next;
+	}
+	return complete;
+}
+
+/* --------------------------------------------------------------- setup */
+
+/* Text of column col of the current SPI row, malloc'd, or NULL. */
+static char *
+spi_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	char	   *v = SPI_getvalue(tup, desc, col);
+	char	   *copy = v ? strdup(v) : NULL;
+
+	if (v)
+		pfree(v);
+	return copy;
+}
+
+static long
+spi_long(HeapTuple tup, TupleDesc desc, int col, long dflt)
+{
+	char	   *v = SPI_getvalue(tup, desc, col);
+	long		n = v ? strtol(v, NULL, 10) : dflt;
+
+	if (v)
+		pfree(v);
+	return n;
+}
+
+/* A JSON column of the current SPI row, parsed (NULL if it does not parse). */
+static cJSON *
+spi_json(HeapTuple tup, TupleDesc desc, int col, const char *dflt)
+{
+	char	   *v = SPI_getvalue(tup, desc, col);
+	cJSON	   *j = cJSON_Parse(v ? v : dflt);
+
+	if (v)
+		pfree(v);
+	return j;
+}
+
+/*
+ * A call from a row of conveyor._http_claim or _http_settings: push_id, verb,
+ * request, request_hash, push_type, endpoints, token, connect_ms, timeout_ms,
+ * retries, concurrency, max_batch, max_bytes, unitmap. On a column that does
+ * not parse, error says why (the caller fails the call).
+ */
+static CvCall *
+call_from_row(HeapTuple tup, TupleDesc desc, char *error, size_t errsize)
+{
+	CvCall	   *c = calloc(1, sizeof(CvCall));
+	char	   *verb = SPI_getvalue(tup, desc, 2);
+	cJSON	   *eps;
+	cJSON	   *v;
+
+	if (c == NULL)
+		return NULL;
+	c->push_id = spi_long(tup, desc, 1, 0);
+	for (int k = 0; k < 4; k++)
+		if (verb && strcmp(verb, verb_names[k]) == 0)
+			c->verb = (CallVerb) k;
+	c->request = spi_json(tup, desc, 3, "{}");
+	c->request_hash = spi_text(tup, desc, 4);
+	c->push_type = spi_text(tup, desc, 5);
+	eps = spi_json(tup, desc, 6, "[]");
+	c->token = spi_text(tup, desc, 7);
+	c->settings.token = c->token;
+	c->settings.connect_timeout_ms = spi_long(tup, desc, 8, 2000);
+	c->settings.timeout_ms = spi_long(tup, desc, 9, 10000);
+	c->settings.retries = (int) spi_long(tup, desc, 10, 2);
+	c->settings.concurrency = (int) spi_long(tup, desc, 11, 16);
+	c->max_batch = (int) spi_long(tup, desc, 12, 500);
+	c->settings.max_response_bytes = (size_t) spi_long(tup, desc, 13, 8 << 20);
+	c->unitmap = spi_json(tup, desc, 14, "{}");
+	c->endpoints = calloc(Max(1, cJSON_GetArraySize(eps)), sizeof(char *));
+	if (c->endpoints)
+		cJSON_ArrayForEach(v, eps)
+			c->endpoints[c->nendpoints++] = strdup(J_STR(v) ? J_STR(v) : "");
+	cJSON_Delete(eps);
+	if (c->request == NULL || c->unitmap == NULL || c->push_type == NULL || c->request_hash == NULL)
+		snprintf(error, errsize, "%s: the call's request could not be read", verb ? verb : "call");
+	else if (c->nendpoints == 0)
+		snprintf(error, errsize, "%s: the service has no endpoints", verb);
+	if (verb)
+		pfree(verb);
+	return c;
+}
+
+/* --------------------------------------------------------------- worker */
+
+/* Record a finished call (in its own transaction; the worker has none open). */
+static void
+call_record(CvCall *c)
+{
+	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	char	   *result = NULL;
+
+	if (!c->failed)
+	{
+		result = cJSON_PrintUnformatted(c->result);
+		if (result == NULL)
+			call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
+	}
+	cv_txn_begin("conveyor: recording a push-type call");
+	values[0] = Int64GetDatum(c->push_id);
+	values[1] = CStringGetTextDatum(verb_names[c->verb]);
+	values[2] = CStringGetTextDatum(c->request_hash);
+	if (result)
+		values[3] = CStringGetTextDatum(result);
+	else
+		nulls[3] = 'n';
+	if (c->failed)
+	{
+		values[4] = CStringGetTextDatum(c->error);
+		values[5] = CStringGetTextDatum(c->fail_kind == CVH_FINAL ? "final" : "retryable");
+	}
+	else
+		nulls[4] = nulls[5] = 'n';
+	values[6] = Int32GetDatum(c->nrequests);
+	cJSON_free(result);
+	if (SPI_execute_with_args("SELECT conveyor._http_record($1, $2, $3, $4::jsonb, $5, $6, $7)",
+							  7, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "conveyor: recording a push-type call failed");
+	cv_txn_commit();
+}
+
+/* Claim pending calls and start their requests (no transaction may be open). */
+void
+cv_http_worker_claim(void)
+{
+	int			active = 0;
+	int			room;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	CvCall	   *claimed = NULL;
+	CvCall	   *failed_now = NULL;
+
+	if (worker_reset_needed)
+	{
+		/* an error interrupted the calls this worker had: let them be claimed again */
+		cv_txn_begin("conveyor: releasing push-type calls");
+		if (SPI_execute("UPDATE conveyor.push_call SET state = 'pending', claimed_by = NULL"
+						" WHERE state = 'sending' AND claimed_by = pg_backend_pid()", false, 0) < 0)
+			elog(ERROR, "conveyor: releasing push-type calls failed");
+		cv_txn_commit();
+		worker_reset_needed = false;
+	}
+	for (CvCall *c = worker_calls; c; c = c->next)
+		active++;
+	room = WORKER_MAX_CALLS - active;
+	if (room <= 0)
+		return;
+	if (worker_multi == NULL)
+		worker_multi = cvh_create();
+
+	cv_txn_begin("conveyor: claiming push-type calls");
+	values[0] = Int32GetDatum(room);
+	if (SPI_execute_with_args("SELECT * FROM conveyor._http_claim($1)", 1, types, values, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "conveyor: claiming push-type calls failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char		error[256] = "";
+		CvCall	   *c = call_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, error, sizeof(error));
+
+		if (c == NULL)
+			continue;			/* out of memory: it is claimed again later */
+		if (error[0])
+		{
+			call_fail(c, CVH_FINAL, "%s", error);
+			c->next = failed_now;
+			failed_now = c;
+			continue;
+		}
+		c->next = claimed;
+		claimed = c;
+	}
+	cv_txn_commit();
+
+	/* the transaction is over: now the network */
+	while (claimed)
+	{
+		CvCall	   *c = claimed;
+
+		claimed = c->next;
+		c->next = worker_calls;
+		worker_calls = c;
+		call_start(worker_multi, c);
+	}
+	while (failed_now)
+	{
+		CvCall	   *c = failed_now;
+
+		failed_now = c->next;
+		call_record(c);
+		call_free(c);
+	}
+}
+
+/* Milliseconds until the worker's calls need attention (-1: none in flight). */
+long
+cv_http_worker_timeout(void)
+{
+	if (worker_multi == NULL || worker_calls == NULL)
+		return -1;
+	for (CvCall *c = worker_calls; c; c = c->next)
+		if (c->failed || c->outstanding == 0)
+			return 0;
+	return cvh_timeout_ms(worker_multi);
+}
+
+/* Sleep on the latch and the calls' sockets. */
+void
+cv_http_worker_wait(long timeout_ms)
+{
+	cvh_wait(worker_multi, timeout_ms, PG_WAIT_EXTENSION);
+}
+
+/* Move the calls on; record each that finished (one transaction each). */
+void
+cv_http_worker_progress(void)
+{
+	CvCall	   *done;
+
+	if (worker_multi == NULL || worker_calls == NULL)
+		return;
+	done = calls_progress(worker_multi, &worker_calls);
+	while (done)
+	{
+		CvCall	   *c = done;
+
+		done = c->next;
+		PG_TRY();
+		{
+			call_record(c);
+		}
+		PG_FINALLY();
+		{
+			call_free(c);
+		}
+		PG_END_TRY();
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* After an error in the worker: drop every call; they are released at the next claim. */
+void
+cv_http_worker_reset(void)
+{
+	while (worker_calls)
+	{
+		CvCall	   *c = worker_calls;
+
+		worker_calls = c->next;
+		if (worker_multi)
+			cvh_cancel_owner(worker_multi, c);
+		call_free(c);
+		worker_reset_needed = true;
+	}
+}
+
+/* At worker exit: free curl's memory. */
+void
+cv_http_worker_shutdown(void)
+{
+	cv_http_worker_reset();
+	if (worker_multi)
+		cvh_destroy(worker_multi);
+	worker_multi = NULL;
+}
+
+/* --------------------------------------------------------------- SQL */
+
+/*
+ * SQL: conveyor._http_get_units_now(service text) -> jsonb. Asks the
+ * service's endpoints for their units directly (push_start and plan_preview
+ * need them before any push exists), waiting on the latch so a cancel is
+ * honoured; the answer has the shape the workers record.
+ */
+Datum
+cv_http_get_units_now(PG_FUNCTION_ARGS)
+{
+	text	   *service = PG_GETARG_TEXT_PP(0);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char		error[256] = "";
+	CvCall	   *volatile c = NULL;
+	CvhMulti   *volatile m = NULL;
+	char	   *result = NULL;
+	Datum		out;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "conveyor: SPI_connect failed");
+	values[0] = PointerGetDatum(service);
+	if (SPI_execute_with_args("SELECT * FROM conveyor._http_settings($1)", 1, types, values, NULL,
+							  true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "conveyor: reading the HTTP settings of service \"%s\" failed", text_to_cstring(service));
+	c = call_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, error, sizeof(error));
+	SPI_finish();
+	if (c == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	c->verb = CALL_GET_UNITS;
+	if (error[0])
+		call_fail(c, CVH_FINAL, "%s", error);
+
+	PG_TRY();
+	{
+		m = cvh_create();
+		if (!c->failed)
+			call_start(m, c);
+		while (!c->failed && c->outstanding > 0)
+		{
+			CvCall	   *list = c;
+
+			c->next = NULL;
+			if (calls_progress(m, &list) != NULL)
+				break;
+			cvh_wait(m, cvh_timeout_ms(m), PG_WAIT_EXTENSION);
+			CHECK_FOR_INTERRUPTS();
+		}
+		if (!c->failed)
+			result = cJSON_PrintUnformatted(c->result);
+	}
+	PG_FINALLY();
+	{
+		if (m)
+			cvh_destroy(m);
+	}
+	PG_END_TRY();
+
+	if (c->failed || result == NULL)
+	{
+		char		msg[256];
+		bool		final = c->fail_kind == CVH_FINAL;
+
+		strlcpy(msg, c->failed ? c->error : "out of memory", sizeof(msg));
+		call_free(c);
+		ereport(ERROR,
+				(errcode(final ? ERRCODE_PROTOCOL_VIOLATION : ERRCODE_CONNECTION_EXCEPTION),
+				 errmsg("push type of service \"%s\" could not list its units", text_to_cstring(service)),
+				 errdetail_internal("%s", msg),
+				 errhint(final ? "Check the push type's endpoints, token and conveyor.allowed_hosts."
+						 : "The endpoint did not answer in time or answered with an error; try again.")));
+	}
+	call_free(c);
+	out = DirectFunctionCall1(jsonb_in, CStringGetDatum(result));
+	cJSON_free(result);
+	PG_RETURN_DATUM(out);
+}
+
+/*
+ * SQL: conveyor._http_url_check(url text, what text). Raises unless url is
+ * an http(s) URL without credentials whose host conveyor.allowed_hosts admits.
+ */
+Datum
+cv_http_url_check(PG_FUNCTION_ARGS)
+{
+	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *what = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	const char *refused;
+
+	if (strlen(url) > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is longer than 1000 bytes", what)));
+	refused = cvh_host_refused(url);
+	if (refused == NULL)
+		PG_RETURN_VOID();
+	if (strcmp(refused, "host not in conveyor.allowed_hosts") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s \"%s\" is not an allowed host", what, url),
+				 errdetail("conveyor.allowed_hosts is \"%s\".", cv_allowed_hosts ? cv_allowed_hosts : ""),
+				 errhint("A superuser allows hosts with ALTER SYSTEM SET conveyor.allowed_hosts and a reload.")));
+	/* a URL with a password is not repeated back: it would land in logs */
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s \"%s\" is not usable: %s", what,
+					strchr(url, '@') ? "(not shown: it carries credentials)" : url, refused),
+			 errhint("Give an http:// or https:// URL such as http://10.0.0.5:8700.")));
+	PG_RETURN_VOID();
+}

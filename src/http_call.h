@@ -1,0 +1,18 @@
+/*
+ * http_call.h
+ *	  Push-type verbs over HTTP (docs/push-type-protocol.md), made by the push
+ *	  workers outside any transaction: the decider records a call in
+ *	  conveyor.push_call and commits; a worker claims it, sends its requests
+ *	  concurrently, and records the normalized answer in a new transaction.
+ */
+#ifndef HTTP_CALL_H
+#define HTTP_CALL_H
+
+extern void cv_http_worker_claim(void);
+extern long cv_http_worker_timeout(void);
+extern void cv_http_worker_wait(long timeout_ms);
+extern void cv_http_worker_progress(void);
+extern void cv_http_worker_reset(void);
+extern void cv_http_worker_shutdown(void);
+
+#endif							/* HTTP_CALL_H */
