@@ -103,6 +103,8 @@ endpoint fast --units "$units" --subunits "$subunits" --mode done --threads "$th
 fast_port=$port
 endpoint slow --units 2 --subunits 2 --mode done --threads 2 --delay-ms "$delay_ms"
 slow_port=$port
+endpoint small --units 2 --subunits 2 --mode done --threads 2
+small_port=$port
 
 # ---------------------------------------------------------------- wrk
 
@@ -132,16 +134,18 @@ fi
 
 echo
 echo "== http: throwaway cluster in $dir"
-conf=("port = 5432" "conveyor.allowed_hosts = '127.0.0.1'" "max_worker_processes = 32")
+conf=("port = 5432" "conveyor.allowed_hosts = '127.0.0.1'" "max_worker_processes = 32"
+      "shared_preload_libraries = 'conveyor,pg_cron,pg_stat_statements'" "pg_stat_statements.track = all")
 [[ -n "$workers" ]] && conf+=("conveyor.workers = $workers")
 cv_cluster_init "$dir" "$db" "${conf[@]}" || { fail "initdb failed"; finish -; }
 cv_cluster_start "$dir" || { fail "the cluster did not start"; finish -; }
 createdb -h "$dir" -p 5432 -U postgres "$db" || { fail "createdb failed"; finish -; }
-q -c "CREATE EXTENSION conveyor CASCADE" 2>&1 | grep -v '^NOTICE'
+q -c "CREATE EXTENSION conveyor CASCADE" -c "CREATE EXTENSION pg_stat_statements" 2>&1 | grep -v '^NOTICE'
 workers=$(qa -c "SHOW conveyor.workers")
 echo "http: conveyor.workers = $workers, conveyor.allowed_hosts = $(qa -c 'SHOW conveyor.allowed_hosts')"
 
 if ! q -v token="$token" -v fast="http://127.0.0.1:$fast_port" -v slow="http://127.0.0.1:$slow_port" \
+       -v small="http://127.0.0.1:$small_port" \
        -v nslow="$nslow" -v batch="$batch" -v concurrency="$concurrency" >"$tmp/setup.out" 2>&1 <<'EOF'
 SET client_min_messages = warning;
 SELECT conveyor.secret_set('bench_http_token', :'token');
@@ -155,9 +159,16 @@ SELECT conveyor.service_create('bench-http-big', 'bench-http', 'bench-http-all',
                                push_type_config => jsonb_build_object('endpoints', jsonb_build_array(:'fast')),
                                failure_policy => 'fail', poll_interval => '10 ms', max_in_flight => 100000,
                                retry_limit => 3);
--- (b) a small fleet on the fast endpoint, and :nslow small fleets on the slow one
-SELECT conveyor.service_create('bench-http-small', 'bench-http', 'bench-http-all',
-                               push_type_config => jsonb_build_object('endpoints', jsonb_build_array(:'fast' || '/small')),
+-- (b) :nslow fleets of 2 x 2 on the slow endpoint, and two of 2 x 2 on the small (fast) one:
+-- one of the same push type as the slow ones (they share its concurrency cap), one of its own
+SELECT conveyor.http_push_type_create('bench-http-own', token_secret => 'bench_http_token', check_health => true,
+                                      concurrency => :concurrency, max_batch => :batch,
+                                      description => 'benchmark: the small push on a push type of its own');
+SELECT conveyor.service_create('bench-http-small', 'bench-http-own', 'bench-http-all',
+                               push_type_config => jsonb_build_object('endpoints', jsonb_build_array(:'small' || '/own')),
+                               failure_policy => 'fail', poll_interval => '10 ms', retry_limit => 3);
+SELECT conveyor.service_create('bench-http-small-shared', 'bench-http', 'bench-http-all',
+                               push_type_config => jsonb_build_object('endpoints', jsonb_build_array(:'small' || '/shared')),
                                failure_policy => 'fail', poll_interval => '10 ms', retry_limit => 3);
 SELECT count(*) FROM (
     SELECT conveyor.service_create('bench-http-slow-' || i, 'bench-http', 'bench-http-all',
@@ -210,10 +221,10 @@ BEGIN
     END LOOP;
 END $$;
 -- A push's duration, push_started to its end event (ms).
-CREATE FUNCTION bench.duration_ms(id bigint) RETURNS float8 LANGUAGE sql AS $$
+CREATE FUNCTION bench.duration_ms(p_id bigint) RETURNS float8 LANGUAGE sql AS $$
     SELECT extract(epoch FROM max(at) FILTER (WHERE kind IN ('push_succeeded', 'push_failed', 'push_cancelled'))
                               - min(at) FILTER (WHERE kind = 'push_started')) * 1000
-      FROM conveyor.push_event WHERE push_id = id
+      FROM conveyor.push_event WHERE push_id = p_id
 $$;
 -- What went wrong with push ID, or 'ok'.
 CREATE FUNCTION bench.problems(id bigint) RETURNS text LANGUAGE sql AS $$
@@ -235,8 +246,10 @@ fi
 # timeline ID: the push's events, ms after push_started, with the push-type time of each step
 timeline() {
   q -c "SELECT e.kind, round(extract(epoch FROM e.at - s.at)::numeric * 1000, 1) AS at_ms,
+               round(extract(epoch FROM (e.detail->>'due_at')::timestamptz - s.at)::numeric * 1000, 1) AS due_ms,
+               round(extract(epoch FROM (e.detail->>'started_at')::timestamptz - s.at)::numeric * 1000, 1) AS started_ms,
                round((e.detail->>'push_type_ms')::numeric, 1) AS push_type_ms,
-               left(coalesce(e.detail - 'due_at' - 'started_at' - 'push_type_ms', '{}')::text, 100) AS detail
+               left(coalesce(e.detail - 'due_at' - 'started_at' - 'push_type_ms', '{}')::text, 80) AS detail
           FROM conveyor.push_event e,
                (SELECT at FROM conveyor.push_event WHERE push_id = $1 AND kind = 'push_started') s
          WHERE e.push_id = $1 ORDER BY e.id" | sed 's/^/  /'
@@ -245,11 +258,13 @@ timeline() {
 # ---------------------------------------------------------------- (a) throughput
 
 echo
+echo "http: load average before the timed runs: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs; other work on the machine disturbs wall-clock rates)"
 echo "== http: (a) one push of $((units * subunits)) subunit updates ($units units x $subunits) to the fast endpoint, $repeat times"
 declare -a a_ups=()
 for r in $(seq 1 "$repeat"); do
   v="v$((r + 1))"
   curl -s -X POST "http://127.0.0.1:$fast_port/_reset" >/dev/null     # every subunit on v1 again, counters cleared
+  [[ $r -eq 1 ]] && qa -c "SELECT pg_stat_statements_reset()" >/dev/null
   id=$(qa -c "SELECT conveyor.push_start('bench-http-big', '$v', 'benchmark (a), run $r')") || { fail "(a) push_start failed"; break; }
   state=$(qa -c "CALL bench.wait_push($id, 300)")
   ms=$(qa -c "SELECT round(bench.duration_ms($id)::numeric, 1)")
@@ -258,15 +273,24 @@ for r in $(seq 1 "$repeat"); do
   on_v=$(curl -s -H "Authorization: Bearer $token" -H 'Conveyor-Protocol: 1' "http://127.0.0.1:$fast_port/v1/units" |
          jq --arg v "$v" '[.units[].subunits[] | select(.version == $v)] | length')
   applied=$(jq '.fleets[""].updates_applied' <<<"$st"); maxap=$(jq '.fleets[""].max_applied_per_subunit' <<<"$st")
-  reqs=$(jq -c '.fleets[""].requests' <<<"$st")
+  reqs=$(jq -c '.fleets[""].requests + {all: .requests_total, max_in_flight}' <<<"$st")
   echo "http: (a) run $r: push $id $state in ${ms:-?} ms; endpoint: $applied updates applied (at most $maxap per subunit), requests $reqs"
   if [[ "$problems" != ok ]]; then fail "(a) run $r: $problems"; timeline "$id"; continue; fi
   if [[ "$on_v" != $((units * subunits)) || "$applied" != $((units * subunits)) || "$maxap" != 1 ]]; then
     fail "(a) run $r: $on_v of $((units * subunits)) subunits on $v, $applied updates applied, at most $maxap per subunit"
     continue
   fi
+  [[ -n "$ms" ]] || { fail "(a) run $r: push $id has no duration"; continue; }
   a_ups+=("$(calc "$units * $subunits / ($ms / 1000)" 0)")
-  [[ $r -eq 1 ]] && { echo "http: (a) run 1, events (ms after push_started; push_type_ms: time in push-type calls):"; timeline "$id"; }
+  if [[ $r -eq 1 ]]; then
+    echo "http: (a) run 1, events (ms after push_started; due, started: when the step was due and began; push_type_ms: in calls):"
+    timeline "$id"
+    echo "http: (a) run 1, SQL statements by total time (nested ones included; the workers' and this script's):"
+    q -c "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
+                 left(regexp_replace(query, '\s+', ' ', 'g'), 100) AS query
+            FROM pg_stat_statements WHERE query NOT LIKE '%bench.%' AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%pg_sleep%'
+           ORDER BY total_exec_time DESC LIMIT 14" | sed 's/^/  /'
+  fi
 done
 a_med=$(printf '%s\n' "${a_ups[@]}" | median)
 if [[ -n "$a_med" ]]; then
@@ -284,27 +308,38 @@ fi
 
 echo
 echo "== http: (b) a push to a fast endpoint, alone and beside $nslow pushes to endpoints taking $delay_ms ms per request"
-small_push() {   # small_push VERSION LABEL: its duration (ms) in $dur, empty if it went wrong
-  local id state problems
+small_push() {   # small_push SERVICE VERSION LABEL: its duration (ms) in $dur, empty if it went wrong
+  local id state problems svc=$1
+  shift
   dur=
-  id=$(qa -c "SELECT conveyor.push_start('bench-http-small', '$1', 'benchmark (b): $2')") || { fail "(b) push_start failed"; return; }
+  id=$(qa -c "SELECT conveyor.push_start('$svc', '$1', 'benchmark (b): $2')") || { fail "(b) push_start failed"; return; }
   state=$(qa -c "CALL bench.wait_push($id, 300)")
   problems=$(qa -c "SELECT bench.problems($id)")
   if [[ "$problems" != ok ]]; then fail "(b) $2: $problems"; timeline "$id"; return; fi
   small_id=$id
   dur=$(qa -c "SELECT round(bench.duration_ms($id)::numeric, 1)")
+  [[ -n "$dur" ]] || fail "(b) $2: push $id has no duration"
 }
 declare -a alone=() beside=()
 n=0
 for r in $(seq 1 "$repeat"); do
-  n=$((n + 1)); small_push "s$n" "alone, run $r"; [[ -n "$dur" ]] && alone+=("$dur")
+  n=$((n + 1)); small_push bench-http-small "s$n" "alone, run $r"; [[ -n "$dur" ]] && alone+=("$dur")
 done
 echo "http: (b) the small push alone: ${alone[*]} ms"
 [[ ${#alone[@]} -gt 0 ]] && { echo "http: (b) its events, alone:"; timeline "$small_id"; }
 
-first_slow=$(qa -c "SELECT min(id) FROM (SELECT conveyor.push_start(name, 'slow2', 'benchmark (b): a slow push') AS id
-                      FROM conveyor.service WHERE name LIKE 'bench-http-slow-%') x")
-t_slow=$(date +%s.%N)
+# push_start asks the endpoints for their units itself (200 ms each here), so start them from 25
+# sessions, each paused in its starting transaction; then resume all in one, so they run together
+first_slow=$(qa -c "SELECT coalesce(max(id), 0) + 1 FROM conveyor.push")
+t0=$(date +%s.%N)
+for i in $(seq 1 "$nslow"); do echo "$i"; done |
+  xargs -P 25 -I{} psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p 5432 -U postgres -d "$db" -tA \
+        -c "SELECT conveyor.push_pause(x.id, 'benchmark: resumed all at once') FROM
+              (SELECT conveyor.push_start('bench-http-slow-{}', 'slow2', 'benchmark (b): a slow push') AS id) x" >/dev/null \
+  || fail "(b) starting the slow pushes failed"
+echo "http: (b) $nslow slow pushes started (paused) in $(calc "$(date +%s.%N) - $t0" 2) s (25 sessions; push_start waits for the endpoint's units)"
+qa -c "SELECT count(conveyor.push_resume(id, 'benchmark: all at once')) FROM conveyor.push
+        WHERE service LIKE 'bench-http-slow-%' AND state = 'paused'" >/dev/null || fail "(b) resuming the slow pushes failed"
 # wait until the slow endpoint holds requests, so the small push really runs beside them
 for _ in $(seq 1 200); do
   [[ $(stats "$slow_port" | jq '.delayed') -gt 0 ]] && break
@@ -312,17 +347,22 @@ for _ in $(seq 1 200); do
 done
 qa -c "INSERT INTO bench.sampling VALUES (true)"
 q -c "CALL bench.sample_workers(600)" & sampler=$!
-declare -a running_after=()
+declare -a running_after=() shared=()
 for r in $(seq 1 "$repeat"); do
-  n=$((n + 1)); small_push "s$n" "beside $nslow slow pushes, run $r"; d=$dur
+  n=$((n + 1)); small_push bench-http-small "s$n" "beside $nslow slow pushes, run $r"; d=$dur
   running=$(qa -c "SELECT count(*) FROM conveyor.push WHERE service LIKE 'bench-http-slow-%' AND state = 'running'")
   held=$(stats "$slow_port" | jq '.delayed')
-  echo "http: (b) beside run $r: ${d:-failed} ms; at its end $running slow pushes still running, $held slow requests held"
+  echo "http: (b) beside run $r (a push type of its own): ${d:-failed} ms; at its end $running slow pushes still running, $held slow requests held"
   if [[ -n "$d" ]]; then
     beside+=("$d"); running_after+=("$running")
     [[ $r -eq 1 ]] && { echo "http: (b) its events, beside the slow pushes:"; timeline "$small_id"; }
   fi
 done
+# once: on the slow ones' push type, its requests wait behind theirs under the push type's concurrency cap
+small_push bench-http-small-shared "s$n" "beside $nslow slow pushes, shared push type"; d=$dur
+running=$(qa -c "SELECT count(*) FROM conveyor.push WHERE service LIKE 'bench-http-slow-%' AND state = 'running'")
+echo "http: (b) beside (the slow ones' push type, sharing its concurrency cap): ${d:-failed} ms; at its end $running slow pushes still running"
+[[ -n "$d" ]] && shared+=("$d")
 qa -c "DELETE FROM bench.sampling"; wait "$sampler"
 echo "http: (b) what the $workers workers were doing meanwhile (state / wait event, sampled every 20 ms):"
 q -c "SELECT what AS \"state / wait event\", count(*) AS samples, round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS pct
@@ -332,9 +372,11 @@ t_slow_end=$(date +%s.%N)
 slow_bad=$(qa -c "SELECT count(*) FROM conveyor.push WHERE service LIKE 'bench-http-slow-%' AND id >= $first_slow AND state <> 'succeeded'")
 slow_reqs=$(jq -r '[.fleets | to_entries[] | .value.requests | add] | add' <<<"$(stats "$slow_port")")
 slow_max=$(stats "$slow_port" | jq '.max_in_flight')
-slow_span=$(qa -c "SELECT round(extract(epoch FROM max(ended_at) - min(started_at))::numeric, 2) FROM conveyor.push
+slow_span=$(qa -c "SELECT round(extract(epoch FROM max(ended_at) - min(created_at))::numeric, 2) FROM conveyor.push
                     WHERE service LIKE 'bench-http-slow-%' AND id >= $first_slow")
-echo "http: (b) the $nslow slow pushes: all ended after $slow_span s (started to last end), $slow_reqs requests of $delay_ms ms," \
+slow_med=$(qa -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY bench.duration_ms(id))::numeric / 1000, 2)
+                    FROM conveyor.push WHERE service LIKE 'bench-http-slow-%' AND id >= $first_slow")
+echo "http: (b) the $nslow slow pushes: all ended after $slow_span s (first start to last end; median push $slow_med s), $slow_reqs requests of $delay_ms ms," \
      "at most $slow_max at once (if calls of different pushes overlapped fully: about $(calc "$slow_reqs * $delay_ms / 1000 / ($slow_max > 0 ? $slow_max : 1)") s)"
 if [[ "$slow_bad" != 0 ]]; then
   fail "(b) $slow_bad of the $nslow slow pushes did not succeed: $(qa -c "SELECT string_agg(DISTINCT state || coalesce(': ' || outcome_reason, ''), '; ') FROM conveyor.push WHERE service LIKE 'bench-http-slow-%' AND id >= $first_slow AND state <> 'succeeded'")"
@@ -346,6 +388,7 @@ slow_on=$(for i in $(seq 1 "$nslow"); do
 
 alone_med=$(printf '%s\n' "${alone[@]}" | median)
 beside_med=$(printf '%s\n' "${beside[@]}" | median)
+shared_med=$(printf '%s\n' "${shared[@]}" | median)
 if [[ -n "$alone_med" && -n "$beside_med" ]]; then
   ratio=$(calc "$beside_med / $alone_med" 2)
   min_running=$(printf '%s\n' "${running_after[@]}" | sort -n | head -n 1)
@@ -353,6 +396,10 @@ if [[ -n "$alone_med" && -n "$beside_med" ]]; then
   [[ "${min_running:-0}" -gt 0 ]] || echo "http: (b) WARNING: the slow pushes had all ended before a small push did; the figure is not beside them"
   row "http isolation" "$beside_med ms beside $nslow slow pushes" "the same push alone $alone_med ms" "x$ratio" "<= x2" \
       "$(met "$ratio <= 2")$([[ "${min_running:-0}" -gt 0 ]] || echo ' (slow ones ended first)')"
+  if [[ -n "$shared_med" ]]; then
+    echo "http: (b) the same small push on the slow ones' push type: $shared_med ms: x$(calc "$shared_med / $alone_med" 2) of alone (its requests queue behind theirs under the push type's concurrency cap)"
+    row "http isolation, shared" "$shared_med ms, same push type" "the same push alone $alone_med ms" "x$(calc "$shared_med / $alone_med" 2)" "-" "(cap per push type)"
+  fi
   row "http slow pushes" "$nslow in $slow_span s" "$slow_reqs requests x $delay_ms ms, at most $slow_max at once" "-" "-" "-"
 fi
 
@@ -360,4 +407,4 @@ if grep -Eq 'PANIC|TRAP:|terminated by signal' "$dir/server.log"; then
   fail "the server log shows a crash"
   grep -E -B3 -A3 'PANIC|TRAP:|terminated by signal' "$dir/server.log" | head -40
 fi
-finish "$(( ${#a_ups[@]} + ${#alone[@]} + ${#beside[@]} + nslow )) http pushes"
+finish "$(( ${#a_ups[@]} + ${#alone[@]} + ${#beside[@]} + ${#shared[@]} + nslow )) http pushes"
