@@ -15,7 +15,7 @@ SQL_VERSIONS = $(shell ls -d src/sql/*/ | xargs -n1 basename | sort -V)
 SQL_SOURCES  = $(wildcard src/sql/*/*.sql) src/sql/finish.sql src/sql/assemble.sh
 SQL_UPDATES  = $(shell p=; for v in $(SQL_VERSIONS); do [ -n "$$p" ] && echo conveyor--$$p--$$v.sql; p=$$v; done)
 DATA_built   = $(foreach v,$(SQL_VERSIONS),conveyor--$(v).sql) $(SQL_UPDATES)
-EXTRA_CLEAN  = $(DATA_built) agent/conveyor-agent agent/demo-service cli/conveyor
+EXTRA_CLEAN  = $(DATA_built) agent/conveyor-agent agent/demo-service cli/conveyor test/http/bench_endpoint
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -DCONVEYOR_BACKEND -I$(srcdir)/src
@@ -41,6 +41,12 @@ agent/conveyor-agent: $(AGENT_SRCS) agent/agent.h
 
 agent/demo-service: agent/demo-service.c
 	$(CC) $(AGENT_CFLAGS) -o $@ $< -lmicrohttpd -lm
+
+# The benchmark endpoint (test/http/bench_endpoint.c): a fast push-type
+# endpoint for make bench and the agent suite; built on demand, not by `make`
+# and never installed.
+test/http/bench_endpoint: test/http/bench_endpoint.c
+	$(CC) $(AGENT_CFLAGS) -o $@ $< -lmicrohttpd -ljansson
 
 # The conveyor command line (cli/, docs/cli.md): a libpq client, installed
 # beside psql in PostgreSQL's bindir.

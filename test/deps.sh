@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make deps: install with apt-get whatever the build, tests, demo and benchmarks
 # need and is missing. (prometheus: test/prometheus/capture.sh records the real
-# answers the healthcheck tests parse. tmux, chromium and python3: the cli suite runs watch on
+# answers the healthcheck tests parse. wrk: the http benchmark's baseline. tmux, chromium and python3: the cli suite runs watch on
 # a pseudo-terminal and renders the HTML report headless.) Idempotent; a no-op in well under a second when all is there.
 set -euo pipefail
 
@@ -12,6 +12,7 @@ packages=(
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
   libcurl4-openssl-dev libpq-dev
   libmicrohttpd-dev libjansson-dev libcjson-dev python3 curl jq
+  wrk
   procps
   tmux chromium
   prometheus

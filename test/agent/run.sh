@@ -4,7 +4,8 @@
 # new version, idempotency, a crashing and an erroring version, health, task
 # control, metrics, auth and protocol errors, restarts of the agent (clean and
 # SIGKILL), and nothing left running afterwards. Then a smoke test of
-# test/http/fault_server.py. Ends with "N passed, M failed".
+# test/http/fault_server.py, and the benchmark endpoint's protocol checks
+# (test/http/bench_endpoint_test.sh). Ends with "N passed, M failed".
 # Needs curl, jq and python3; builds the agent with make if it is missing.
 set -uo pipefail
 
@@ -350,6 +351,17 @@ if eventually 10 test -s "$work/fault.port"; then
   check "fault server: SIGTERM stops it cleanly" test $rc -eq 0
 else
   bad "fault server starts" "$(cat "$work/fault.log")"
+fi
+
+echo "# bench endpoint (test/http/bench_endpoint.c, used by make bench)"
+if make -s -C "$src" test/http/bench_endpoint >"$work/bench_endpoint.build" 2>&1; then
+  bash "$src/test/http/bench_endpoint_test.sh" "$src/test/http/bench_endpoint" "$work/bench_endpoint" >"$work/bench_endpoint.out" 2>&1
+  # its own summary line as a comment: the runner reads only this suite's last one
+  sed 's/^\([0-9]* passed, [0-9]* failed\)$/# bench endpoint: \1/' "$work/bench_endpoint.out"
+  read -r bp bf < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$work/bench_endpoint.out" | tail -n 1)
+  passed=$((passed + ${bp:-0})); failed=$((failed + ${bf:-1}))
+else
+  bad "bench endpoint builds" "$(cat "$work/bench_endpoint.build")"
 fi
 
 if ((failed > 0)); then

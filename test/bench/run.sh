@@ -10,6 +10,9 @@
 #   health evaluation  test/bench/health_sql.sh: 20 checks over 1M samples
 #            through conveyor._health_evaluate against the hand-written SQL
 #            aggregates on the same data, on a throwaway cluster
+#   http     test/bench/http.sh: pushes through the http transport to a C
+#            endpoint on loopback against wrk on the same endpoint, and a
+#            push to a fast endpoint beside 200 pushes to slow ones
 # Exits non-zero only when a benchmark finds a wrong result, never on timing.
 # PostgreSQL refuses to run as root, so as root this re-runs itself as the
 # postgres user on a copy of the tree that user owns (as test/run-tests.sh).
@@ -111,6 +114,13 @@ echo "==== health evaluation (test/bench/health_sql.sh) ===="
 if ! bash "$src/test/bench/health_sql.sh" "$summary"; then
   rc=1
   grep -q '^health eval correctness' "$summary" || row "health eval correctness" "FAILED" "health_sql.sh stopped early (see above)" - - FAILED
+fi
+
+echo
+echo "==== http transport (test/bench/http.sh) ===="
+if ! bash "$src/test/bench/http.sh" "$summary"; then
+  rc=1
+  grep -q '^http correctness' "$summary" || row "http correctness" "FAILED" "http.sh stopped early (see above)" - - FAILED
 fi
 
 echo
