@@ -442,23 +442,24 @@ note '---- no transaction open during a slow call';
 	fs($fs, 'POST', '/_reset');
 	fs($fs, 'POST', '/_fault', { path => '/v1/update', mode => 'slow', ms => 4000, count => 1 });
 	my $id = sql("SELECT conveyor.push_start('web-slow', 'v-slow', 'http test: slow call')");
-	my ($samples, $during, $in_xact, $max_age, @bad) = (0, 0, 0, 0);
+	my ($samples, $during, $max_age, $oldest, @bad) = (0, 0, 0, '');
 	my $until = time + 20;
 	while (time < $until)
 	{
 		my ($state, $sending, $workers) = split /\|/, sql(qq{
 			SELECT (SELECT state FROM conveyor.push WHERE id = $id),
 			       (SELECT count(*) FROM conveyor.push_call WHERE push_id = $id AND state = 'sending'),
-			       (SELECT string_agg(format('%s/%s/%s', pid, state,
-			                                 coalesce(round(extract(epoch FROM clock_timestamp() - xact_start)::numeric, 3)::text, '-')), ' ')
+			       (SELECT string_agg(format('%s/%s/%s/%s/%s', pid, state,
+			                                 coalesce(round(extract(epoch FROM clock_timestamp() - xact_start)::numeric, 3)::text, '-'),
+			                                 wait_event, query), '##')
 			          FROM pg_stat_activity WHERE backend_type = 'conveyor worker')});
 		last if $state ne 'running';
 		$samples++;
 		$during++ if $sending > 0;
-		for my $w (split / /, $workers)
+		for my $w (split /##/, $workers)
 		{
 			my ($pid, $wstate, $age) = split m{/}, $w;
-			$max_age = $age if $age ne '-' && $age > $max_age;
+			($max_age, $oldest) = ($age, $w) if $age ne '-' && $age > $max_age;
 			push @bad, $w if $wstate =~ /in transaction/;
 		}
 		sleep 0.05;
@@ -467,7 +468,8 @@ note '---- no transaction open during a slow call';
 	is(wait_push($id), 'succeeded/success', 'a 4 s answer within an 8 s timeout: the push succeeds');
 	cmp_ok($during, '>=', 10, 'pg_stat_activity was sampled at least 10 times while the call was in flight');
 	is(scalar @bad, 0, 'no worker was ever "idle in transaction"') or diag join ' ', @bad[0 .. ($#bad < 9 ? $#bad : 9)];
-	cmp_ok($max_age, '<', 1.0, 'no worker transaction was ever older than 1 s');
+	cmp_ok($max_age, '<', 1.0, 'no worker transaction was ever older than 1 s')
+	  or diag "the oldest (pid/state/age/wait event/query): $oldest";
 }
 
 # ================================================================== tokens
@@ -494,6 +496,19 @@ sub sample_activity
 	$token_pieces += $a;
 	$call_pieces += $c;
 }
+# every table but conveyor.secret, every row as text
+sql(q{
+	CREATE FUNCTION public.token_hits(piece text) RETURNS TABLE (tbl text, hits bigint) LANGUAGE plpgsql AS $$
+	DECLARE t regclass;
+	BEGIN
+	    FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	              WHERE n.nspname = 'conveyor' AND c.relkind IN ('r', 'v') AND c.relname <> 'secret' LOOP
+	        tbl := t::text;
+	        EXECUTE format('SELECT count(*) FROM %s x WHERE strpos(x::text, $1) > 0', t) INTO hits USING piece;
+	        IF hits > 0 THEN RETURN NEXT; END IF;
+	    END LOOP;
+	END $$;
+});
 $on_poll = \&sample_activity;
 {
 	# The endpoint repeats the Authorization header in its error: retryable...
@@ -518,6 +533,9 @@ $on_poll = \&sample_activity;
 		local $TODO = $TODO_FAILED_CALL;
 		like($r->{reason}, qr/got Bearer \[redacted\]/, 'echo 403: the outcome reason shows it [redacted]');
 	}
+	is(sql("SELECT coalesce(string_agg(tbl || ': ' || hits, ', '), '') FROM public.token_hits($piece_sql)"), '',
+		'no table or view of conveyor but conveyor.secret holds any piece of the token (events, pushes, calls, audit)');
+	is($call_pieces, 0, "conveyor.push_call never held the token ($activity_samples samples during the calls)");
 	# An endpoint that cuts in: the error keeps the first 120 characters of
 	# a body; with the token straddling that cut, a redaction of the whole
 	# token finds nothing to replace. The body is {"error": "<pad>got Bearer TOKEN"}:
@@ -546,26 +564,13 @@ $node->safe_psql('postgres', q{
 	ALTER SYSTEM RESET log_min_messages;
 	SELECT pg_reload_conf();
 });
-# every table but conveyor.secret, every row as text
-sql(q{
-	CREATE FUNCTION public.token_hits(piece text) RETURNS TABLE (tbl text, hits bigint) LANGUAGE plpgsql AS $$
-	DECLARE t regclass;
-	BEGIN
-	    FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	              WHERE n.nspname = 'conveyor' AND c.relkind IN ('r', 'v') AND c.relname <> 'secret' LOOP
-	        tbl := t::text;
-	        EXECUTE format('SELECT count(*) FROM %s x WHERE strpos(x::text, $1) > 0', t) INTO hits USING piece;
-	        IF hits > 0 THEN RETURN NEXT; END IF;
-	    END LOOP;
-	END $$;
-});
-is(sql("SELECT coalesce(string_agg(tbl || ': ' || hits, ', '), '') FROM public.token_hits($piece_sql)"), '',
-	'no table or view of conveyor but conveyor.secret holds any piece of the token (events, pushes, calls, audit)');
 is($token_pieces, 0, "pg_stat_activity never showed the token ($activity_samples samples during the calls)");
 TODO:
 {
-	local $TODO = 'transport bug: the token cut at 120 characters (see above) also sits in conveyor.push_call.error';
-	is($call_pieces, 0, "conveyor.push_call never held the token ($activity_samples samples)");
+	local $TODO = 'transport bug: the token cut at 120 characters (see above) is kept in the call, event and reason';
+	is(sql("SELECT coalesce(string_agg(tbl || ': ' || hits, ', '), '') FROM public.token_hits($piece_sql)"), '',
+		'after the cut too, no table or view of conveyor but conveyor.secret holds any piece of the token');
+	is($call_pieces, 0, "after the cut too, conveyor.push_call never held the token ($activity_samples samples)");
 }
 {
 	my $log = slurp_file($node->logfile);
@@ -792,10 +797,11 @@ note '---- crash with updates in flight';
 	for my $i (0 .. $n - 1)
 	{
 		my $s = start_fault_server("crash$i", $token, 3);
-		# updates are accepted, and confirmed 400 ms later
+		# updates are answered after 300 ms, accepted, and confirmed 600 ms later
 		my $fleet = fs($s, 'GET', '/_fleet');
-		$fleet->{confirm_ms} = 400;
+		$fleet->{confirm_ms} = 600;
 		fs($s, 'POST', '/_fleet', $fleet);
+		fs($s, 'POST', '/_fault', { path => '/v1/update', mode => 'slow', ms => 300 });
 		push @servers, $s;
 		$queue{"crash$i"} = [@versions];
 		$setup .= qq{SELECT conveyor.service_create('crash$i', 'fs', 'crash', '{"endpoints": ["$s->{url}"]}',
@@ -814,23 +820,39 @@ note '---- crash with updates in flight';
 		sql($q) if $q ne '';
 		return scalar keys %busy;
 	};
-	my $in_flight = 0;
-	for my $after (0.6, 1.5, 1.0)
+	# Kill the cluster: (1) while an update call is out (push_call sending),
+	# (2) while accepted updates wait for confirmation (push_subunit sent),
+	# (3) whenever, 0.7 s after the restart. Each waits at most 5 s for its moment.
+	my ($calls_out, $updates_out) = (0, 0);
+	for my $when ('call', 'sent', 'any')
 	{
-		my $until = time + $after;
-		while (time < $until) { $start_idle->(); sleep 0.1; }
-		my ($active, $sending) = split /\|/, sql(q{
-			SELECT (SELECT count(*) FROM conveyor.push WHERE state = 'running'),
-			       (SELECT count(*) FROM conveyor.push_subunit ps JOIN conveyor.push p ON p.id = ps.push_id
-			         WHERE p.state = 'running' AND ps.state = 'sent')});
-		note "crash after ${after}s: $active pushes running, $sending updates in flight";
-		$in_flight++ if $sending > 0;
+		my $t0 = time;
+		my ($active, $sending, $sent);
+		while (1)
+		{
+			$start_idle->();
+			($active, $sending, $sent) = split /\|/, sql(q{
+				SELECT (SELECT count(*) FROM conveyor.push WHERE state = 'running'),
+				       (SELECT count(*) FROM conveyor.push_call WHERE verb = 'send_update' AND state = 'sending'),
+				       (SELECT count(*) FROM conveyor.push_subunit ps JOIN conveyor.push p ON p.id = ps.push_id
+				         WHERE p.state = 'running' AND ps.state = 'sent')});
+			last if $when eq 'call' && $sending > 0;
+			last if $when eq 'sent' && $sent > 0;
+			last if $when eq 'any' && time - $t0 > 0.7;
+			last if time - $t0 > 5;
+			sleep 0.02;
+		}
+		note sprintf('crash (%s) %.1f s after the restart: %d pushes running, %d update calls out, %d updates unconfirmed',
+			$when, time - $t0, $active, $sending, $sent);
+		$calls_out++ if $sending > 0;
+		$updates_out++ if $sent > 0;
 		sql_close();
 		$node->stop('immediate');
 		$node->start;
-		ok(wait_workers($node, 2, 'deploy'), 'two workers back after the crash');
+		ok(wait_workers($node, 2, 'deploy'), "two workers back after the crash ($when)");
 	}
-	ok($in_flight > 0, 'the cluster was killed with updates in flight');
+	ok($calls_out > 0, 'the cluster was killed with an update call out');
+	ok($updates_out > 0, 'the cluster was killed with accepted updates unconfirmed');
 	my $until = time + 60;
 	while (time < $until)
 	{
