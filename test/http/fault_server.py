@@ -65,6 +65,10 @@ Control API (no token; JSON bodies):
                      wrong_shape  200 with valid JSON of the wrong shape
                      empty        200 with an empty body
                      redirect     302 to "/elsewhere"
+                     echo_auth    answer "status" (default 500) with {"error": "got " followed
+                                  by the request's Authorization header}: an endpoint that
+                                  repeats the token back; "pad" puts that many characters
+                                  before it (to place it where an error text gets cut)
     POST /_reset   clear faults and statistics, and restore the default fleet
 """
 
@@ -266,6 +270,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, b"")
         elif mode == "redirect":
             self.send(302, {"error": "moved"}, {"Location": "/elsewhere"})
+        elif mode == "echo_auth":
+            said = "x" * int(f.get("pad", 0)) + "got " + str(self.headers.get("Authorization"))
+            self.send(int(f.get("status", 500)), {"error": said})
         else:
             self.send(500, {"error": "unknown fault mode %s" % mode})
         return True
