@@ -109,7 +109,8 @@ engine_claim_and_step(void)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	int64		id = 0;
+	/* set inside PG_TRY and read in PG_CATCH: must not live in a register */
+	volatile int64 id = 0;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);

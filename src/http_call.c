@@ -360,7 +360,6 @@ call_send(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, cJSON
 	r->accept_404 = (c->verb == CALL_NEEDS_PUSH ||
 					 (c->verb == CALL_SEND_UPDATE && strcmp(path, "/v1/tasks") == 0));
 	c->outstanding++;
-	c->nrequests++;
 	cvh_submit(m, r);
 }
 
@@ -439,7 +438,6 @@ call_get_url(CvhMulti *m, CvCall *c, int tag, const char *url)
 	r->owner = c;
 	r->tag = tag;
 	c->outstanding++;
-	c->nrequests++;
 	cvh_submit(m, r);
 }
 
@@ -1061,7 +1059,6 @@ call_answer(CvhMulti *m, CvCall *c, CvhRequest *r)
 		if (cvh_retry(m, r, why))
 		{
 			c->outstanding++;	/* the same request again */
-			c->nrequests++;
 			return;
 		}
 		call_fail(c, CVH_RETRYABLE, "%s: %s", verb_names[c->verb], r->error);
@@ -1107,6 +1104,7 @@ calls_progress(CvhMulti *m, CvCall **calls)
 		/* cvh_retry re-queued it: the request lives on */
 		if (r->outcome == CVH_RUNNING)
 			continue;
+		c->nrequests += r->attempts;	/* every attempt, retries included */
 		cvh_request_free(r);
 		if (c->failed)
 			cvh_cancel_owner(m, c);		/* the call fails as a whole: drop the rest */

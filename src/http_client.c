@@ -264,21 +264,40 @@ cvh_request_free(CvhRequest *r)
 	free(r);
 }
 
-/* Replace every occurrence of the token in s by "[redacted]" (s has room for 256). */
+/*
+ * Replace every occurrence of the token in s (a buffer of size bytes) by
+ * "[redacted]", and a piece of it left at the end by a cut (a prefix of at
+ * least 3 bytes) too, so no part of a token survives truncation.
+ */
 static void
-redact_token(char *s, const char *token)
+redact_token(char *s, size_t size, const char *token)
 {
 	char	   *hit;
 	size_t		tlen;
+	size_t		slen;
 
 	if (token == NULL || (tlen = strlen(token)) < 4)
 		return;
 	while ((hit = strstr(s, token)) != NULL)
 	{
-		char		rest[256];
+		char	   *rest = strdup(hit + tlen);
 
-		strlcpy(rest, hit + tlen, sizeof(rest));
-		snprintf(hit, 256 - (hit - s), "[redacted]%s", rest);
+		if (rest == NULL)
+		{
+			*hit = '\0';		/* out of memory: drop the rest rather than keep the token */
+			return;
+		}
+		snprintf(hit, size - (hit - s), "[redacted]%s", rest);
+		free(rest);
+	}
+	slen = strlen(s);
+	for (size_t k = Min(tlen - 1, slen); k >= 3; k--)
+	{
+		if (memcmp(s + slen - k, token, k) == 0)
+		{
+			snprintf(s + slen - k, size - (slen - k), "[redacted]");
+			break;
+		}
 	}
 }
 
@@ -295,12 +314,14 @@ request_error(CvhRequest *r, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(cause, sizeof(cause), fmt, ap);
 	va_end(ap);
-	snprintf(r->error, sizeof(r->error), "%s %s: %s", r->body ? "POST" : "GET", r->url, cause);
+	/* the URL without its query string (a Prometheus query would crowd out the cause) */
+	snprintf(r->error, sizeof(r->error), "%s %.*s: %s", r->body ? "POST" : "GET",
+			 (int) strcspn(r->url, "?"), r->url, cause);
 	/* printable ASCII only: bodies quoted here come from anywhere */
 	for (char *c = r->error; *c; c++)
 		if ((unsigned char) *c < 0x20 || (unsigned char) *c > 0x7e)
 			*c = ' ';
-	redact_token(r->error, r->settings->token);
+	redact_token(r->error, sizeof(r->error), r->settings->token);
 }
 
 /* Hand a queued request to curl; false (and r failed) if curl refused it. */
@@ -477,8 +498,22 @@ request_completed(CvhMulti *m, CvhRequest *r, CURLcode res)
 		request_finish(m, r);
 		return;
 	}
-	request_error(r, "HTTP %ld%s%.120s", r->status, r->response ? ": " : "",
-				  r->response ? r->response : "");
+	{
+		/* a snippet of the body, the token taken out before it is cut */
+		char		snip[1200] = "";
+
+		if (r->response)
+		{
+			snprintf(snip, sizeof(snip), "%s", r->response);
+			redact_token(snip, sizeof(snip), r->settings->token);
+			if (strlen(snip) > 120)
+			{
+				snip[120] = '\0';
+				redact_token(snip, sizeof(snip), r->settings->token);
+			}
+		}
+		request_error(r, "HTTP %ld%s%s", r->status, snip[0] ? ": " : "", snip);
+	}
 	if (r->status == 429 || r->status >= 500 || (r->status >= 200 && r->status < 300))
 	{
 		if ((r->status == 429 || r->status == 503) && retry_after > 0)

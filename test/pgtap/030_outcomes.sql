@@ -4,7 +4,7 @@
 -- each story.
 BEGIN;
 \ir _helpers.psql
-SELECT plan(62);
+SELECT plan(64);
 
 -- Success, and its timeline -------------------------------------------------
 SELECT cvt.service(plan => 'cvt_quick') AS svc \gset
@@ -235,6 +235,23 @@ SELECT is(ARRAY(SELECT DISTINCT format('%s/%s', state, outcome) FROM conveyor.pu
                  WHERE service LIKE 'cvt%' AND state NOT IN ('running', 'paused') ORDER BY 1),
           '{"cancelled/good failure","failed/bad failure","failed/good failure","reverted/good failure","succeeded/success"}'::text[],
           'outcomes: success, good failures (cancelled, failed, reverted) and bad failures (failed)');
+
+-- A revert takes back updates the push type accepted and then failed (a
+-- version that crashed on start), not those refused outright or to
+-- unreachable subunits, which changed nothing.
+SELECT cvt.service(plan => 'cvt_quick') AS svc \gset
+SELECT conveyor.push_start(:'svc', 'v2') AS p \gset
+SELECT is(cvt.drive(:p), 'succeeded', 'a push to revert');
+WITH s AS (SELECT unit, subunit, row_number() OVER (ORDER BY unit, subunit) AS n
+             FROM conveyor.push_subunit WHERE push_id = :p)
+UPDATE conveyor.push_subunit ps
+   SET state = 'failed', error = CASE s.n WHEN 1 THEN 'update failed' WHEN 2 THEN 'not confirmed within 00:10:00'
+                                          WHEN 3 THEN 'update unreachable' ELSE 'unit is draining' END
+  FROM s WHERE ps.push_id = :p AND ps.unit = s.unit AND ps.subunit = s.subunit AND s.n <= 4;
+SELECT conveyor.push_revert(:p, 'crashing') AS r \gset
+SELECT is((SELECT count(*) FROM conveyor.push_subunit WHERE push_id = :r),
+          (SELECT count(*) - 2 FROM conveyor.push_subunit WHERE push_id = :p),
+          'the revert returns every updated subunit, those whose accepted update failed or went unconfirmed too, but not refused or unreachable ones');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -5,7 +5,7 @@
 -- test/tap/070_http.pl's (real endpoints, real workers).
 BEGIN;
 \ir _helpers.psql
-SELECT plan(28);
+SELECT plan(30);
 
 SELECT conveyor.push_plan_create('cvt_http_plan', '[{"scope": "*", "amount": "50%"}]');
 
@@ -92,6 +92,10 @@ SELECT conveyor.http_push_type_create('cvt_h10', token_secret => 'cvt_http_token
 SELECT is((SELECT count(*) FROM conveyor.http_push_type h WHERE strpos(h::text, 'cvt-token-value-123') > 0)
         + (SELECT count(*) FROM conveyor.config_event e WHERE strpos(e::text, 'cvt-token-value-123') > 0),
     0::bigint, 'the push type and its config event name the secret, never its value');
+
+-- the workers' functions compile and run (PL/pgSQL checks a query only when it first runs)
+SELECT lives_ok($$SELECT * FROM conveyor._http_claim(0)$$, 'conveyor._http_claim runs');
+SELECT lives_ok($$SELECT conveyor._http_record(-1, 'get_units', '', NULL, NULL, NULL, 0)$$, 'conveyor._http_record runs');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -23,9 +23,6 @@
 #
 # The creation-time checks of URLs and hosts are cheaper in pgTAP
 # (test/pgtap/070_http.sql).
-#
-# Checks that fail because of known engine bugs are marked TODO with the
-# reason; see the commit message of this file for the bugs.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -44,17 +41,6 @@ my $src = $ENV{CV_SRC} // die 'CV_SRC must name the source tree (test/run-tests.
 my $tmp = $PostgreSQL::Test::Utils::tmp_check;
 my $json = JSON::PP->new->canonical;
 my $http = HTTP::Tiny->new(timeout => 10);
-
-# A bug in the engine (src/sql/0.3/300_engine.sql, the push-type error
-# branch of _push_step): "x.verb = _push_step.verb" names a local variable
-# through the function's label, which only parameters have. Every failed HTTP
-# call makes the step raise "missing FROM-clause entry for table _push_step";
-# a second bug (src/engine.c, engine_claim_and_step: the id set inside
-# PG_TRY is not volatile and reads 0 in PG_CATCH) sends that error to the
-# worker's top-level handler instead of _push_step_error. The push then
-# never records the failure and never ends: it is retried every second.
-my $TODO_FAILED_CALL = 'engine bug: a failed HTTP call makes _push_step raise '
-  . '(missing FROM-clause entry for table "_push_step", 300_engine.sql) and the push never ends';
 
 # ------------------------------------------------------------------ processes
 
@@ -336,9 +322,7 @@ for my $f (
 	is(req($r, '/v1/update') >= 3, 1, "$name: 3 attempts within the first call");
 	like($r->{call_error} . join(' ', map { $_->[1] } @{ $r->{errors} }), $why,
 		"$name: the failed call says why") if $r->{end} eq 'stuck';
-  TODO:
 	{
-		local $TODO = $TODO_FAILED_CALL;
 		is($r->{end}, 'succeeded/success', "$name: retryable: the step is retried and the push succeeds");
 		is(scalar @{ $r->{errors} }, 1, "$name: one push_type_error event");
 		is($r->{errors}[0][0] // '', '08000', "$name: recorded as retryable (08000)");
@@ -355,9 +339,7 @@ for my $f ([ 'persistent 500', { mode => '500' }, qr/HTTP 500/ ],
 	my ($name, $fault, $why) = @$f;
 	$r = scenario($name, 'web', [ { path => '/v1/update', %$fault } ], 25);
 	is(req($r, '/v1/update') >= 3, 1, "$name: retried within the call");
-  TODO:
 	{
-		local $TODO = $TODO_FAILED_CALL;
 		is($r->{end}, 'failed/bad failure', "$name: the push ends as a bad failure");
 		is(join(',', map { $_->[0] } @{ $r->{errors} }), '08000,08000',
 			"$name: push_type_error (retryable) twice first, as retry_limit 2 allows");
@@ -380,9 +362,7 @@ for my $f ([ '401 on update', { path => '/v1/update', mode => 'status', status =
 	like($r->{call_error}, qr/final: .*$why/, "$name: the failed call is final and says why")
 	  if $r->{end} eq 'stuck';
 	is(scalar @{ $r->{errors} }, 0, "$name: no push_type_error (no engine retry)");
-  TODO:
 	{
-		local $TODO = $TODO_FAILED_CALL;
 		is($r->{end}, 'failed/bad failure', "$name: the push ends as a bad failure at once");
 		like($r->{reason}, qr/retrying cannot help: .*$why/, "$name: the reason says it is final and why");
 	}
@@ -402,9 +382,7 @@ for my $f ([ '401 on update', { path => '/v1/update', mode => 'status', status =
 	sql("SELECT conveyor.secret_set('fs-token', $token_sql)");
 	note "wrong token: push $id $end, requests " . $json->encode($st->{requests});
 	is($st->{auth_failures}, 1, 'wrong token: the endpoint refused one request (401), which was not retried');
-  TODO:
 	{
-		local $TODO = $TODO_FAILED_CALL;
 		is($end, 'failed/bad failure', 'wrong token: the push ends as a bad failure at once');
 	}
 	finish_push($id, 'wrong token');
@@ -429,9 +407,7 @@ for my $f ([ '401 on update', { path => '/v1/update', mode => 'status', status =
 
 is(worker_pids(), $pids_at_start, 'after every fault the same two workers run (no crash, no restart)');
 is(count_log($node, qr/terminated by signal|PANIC|TRAP:/), 0, 'the server log shows no crash');
-TODO:
 {
-	local $TODO = $TODO_FAILED_CALL;
 	is(count_log($node, qr/conveyor worker ERROR:/), 0, 'the workers logged no ERROR');
 }
 
@@ -517,9 +493,7 @@ $on_poll = \&sample_activity;
 	is($r->{stats}{auth_failures}, 0, 'the bearer token reached the endpoint (no 401)');
 	my $said = $r->{call_error} . join(' ', map { $_->[1] } @{ $r->{errors} });
 	unlike($said, qr/\Q$piece\E/, 'echo 500: the recorded error does not carry the token');
-  TODO:
 	{
-		local $TODO = $TODO_FAILED_CALL;
 		like(join(' ', map { $_->[1] } @{ $r->{errors} }), qr/got Bearer \[redacted\]/,
 			'echo 500: the push_type_error event shows it [redacted]');
 		is($r->{end}, 'succeeded/success', 'echo 500 x3: then the push succeeds');
@@ -528,9 +502,7 @@ $on_poll = \&sample_activity;
 	$r = scenario('echo 403', 'web', [ { path => '/v1/update', mode => 'echo_auth', status => 403 } ]);
 	$said = $r->{call_error} . ' ' . $r->{reason};
 	unlike($said, qr/\Q$piece\E/, 'echo 403: neither the call nor the outcome reason carries the token');
-  TODO:
 	{
-		local $TODO = $TODO_FAILED_CALL;
 		like($r->{reason}, qr/got Bearer \[redacted\]/, 'echo 403: the outcome reason shows it [redacted]');
 	}
 	is(sql("SELECT coalesce(string_agg(tbl || ': ' || hits, ', '), '') FROM public.token_hits($piece_sql)"), '',
@@ -543,10 +515,7 @@ $on_poll = \&sample_activity;
 	$r = scenario('echo 403 cut', 'web',
 		[ { path => '/v1/update', mode => 'echo_auth', status => 403, pad => 120 - 22 - 20 } ]);
 	$said = $r->{call_error} . ' ' . $r->{reason};
-  TODO:
 	{
-		local $TODO = 'transport bug: an error body cut at 120 characters through the token keeps the '
-		  . 'token\'s first characters (redact_token in src/http_client.c only replaces the whole token)';
 		unlike($said, qr/\Q$piece\E/, 'echo 403 cut through the token: no piece of it is recorded');
 	}
 	# at push_start the error goes to the client
@@ -565,9 +534,7 @@ $node->safe_psql('postgres', q{
 	SELECT pg_reload_conf();
 });
 is($token_pieces, 0, "pg_stat_activity never showed the token ($activity_samples samples during the calls)");
-TODO:
 {
-	local $TODO = 'transport bug: the token cut at 120 characters (see above) is kept in the call, event and reason';
 	is(sql("SELECT coalesce(string_agg(tbl || ': ' || hits, ', '), '') FROM public.token_hits($piece_sql)"), '',
 		'after the cut too, no table or view of conveyor but conveyor.secret holds any piece of the token');
 	is($call_pieces, 0, "after the cut too, conveyor.push_call never held the token ($activity_samples samples)");
@@ -597,9 +564,7 @@ note '---- a host removed from conveyor.allowed_hosts while a push runs';
 	                   FROM conveyor.push_call c WHERE c.push_id = p.id), '') FROM conveyor.push p WHERE id = $id});
 	note "host withdrawn: push $id $end: $why";
 	like($why, qr/host not in conveyor\.allowed_hosts/, 'the next call was refused at call time, saying why');
-  TODO:
 	{
-		local $TODO = $TODO_FAILED_CALL;
 		is($end, 'failed/bad failure', 'the push ends as a bad failure');
 		like(sql("SELECT outcome_reason FROM conveyor.push WHERE id = $id"),
 			qr/retrying cannot help: .*not in conveyor\.allowed_hosts/, 'its reason says the host is not allowed');

@@ -23,7 +23,7 @@ conveyor.database = '$db'
 cron.database_name = '$db'
 conveyor.worker_restart_delay = '100ms'
 max_worker_processes = 32
-log_min_messages = log
+log_min_messages = warning
 log_line_prefix = '%m [%p] %b '
 } . ($extra // ''));
 	return $node;

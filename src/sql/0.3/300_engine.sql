@@ -20,6 +20,7 @@
 --   bake    check_health at the service's interval until the bake is over
 CREATE OR REPLACE FUNCTION conveyor._push_step(p_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
+<<step_fn>>
 DECLARE
     p conveyor.push;
     s conveyor.service;
@@ -438,7 +439,7 @@ BEGIN
                 -- cannot get better by retrying
                 IF http THEN
                     DELETE FROM conveyor.push_call x
-                     WHERE x.push_id = p.id AND x.verb = _push_step.verb AND x.state = 'failed'
+                     WHERE x.push_id = p.id AND x.verb = step_fn.verb AND x.state = 'failed'
                     RETURNING x.duration_ms INTO call_ms;
                     v_pt := v_pt + coalesce(call_ms, 0);
                 ELSE

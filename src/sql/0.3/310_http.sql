@@ -381,7 +381,7 @@ BEGIN
                          OR c.claimed_at < clock_timestamp()
                                            - (coalesce(h.request_timeout, '10 seconds') + interval '4 seconds')
                                              * (coalesce(h.retries, 2) + 1)
-                                           - interval '1 minute'))))
+                                           - interval '1 minute')))
          ORDER BY c.created_at
          LIMIT n
            FOR UPDATE OF c SKIP LOCKED),
