@@ -69,3 +69,6 @@ sim_watch() {
   [[ -t 1 ]] && echo
   return 0
 }
+
+# wait_end ID: wait until push ID has ended
+wait_end() { while [[ $(q "SELECT state IN ('running','paused') FROM conveyor.push WHERE id = $1") == t ]]; do sleep 0.2; done; }

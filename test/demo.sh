@@ -160,7 +160,9 @@ fleet() {
 # event that matters and a line whenever the processes change. Times count
 # from the push's start.
 follow() {
-  local id=$1 seen=0 last="" out f t active
+  local id=$1 seen=0 last="" held="" buf out f active=1 c0 us
+  # the push's start in microseconds, to time the processes' lines locally
+  c0=$(q "SELECT floor(extract(epoch FROM created_at) * 1000000)::bigint FROM conveyor.push WHERE id = $id")
   while :; do
     # the database first, then the agents: lines come out in time order
     out=$(q "
@@ -168,7 +170,7 @@ follow() {
       e AS (SELECT e.*, lag((e.detail->>'healthy')::boolean) OVER (PARTITION BY e.push_id, e.phase, e.kind ORDER BY e.id) AS was_healthy
               FROM conveyor.push_event e WHERE e.push_id IN (SELECT id FROM p))
       SELECT e.id, to_char(extract(epoch FROM e.at - o.created_at), 'FM990.0'),
-             format('push %s ', p.id) || CASE e.kind
+             format('%s ', p.id) || CASE e.kind
         WHEN 'push_started' THEN CASE WHEN p.kind = 'revert'
              THEN format('started: the revert of push %s, returning %s processes to %s', p.reverts, e.detail->>'subunits', p.version)
              ELSE format('started: %s %s, plan %s (%s phases)', p.service, p.version, p.plan, e.detail->>'phases') END
@@ -202,20 +204,29 @@ follow() {
        ORDER BY e.id;
       SELECT 'active', count(*) FILTER (WHERE state IN ('running', 'paused'))
                        + count(*) FILTER (WHERE state = 'reverted' AND NOT EXISTS (SELECT 1 FROM conveyor.push r WHERE r.reverts = $id)),
-             (SELECT to_char(extract(epoch FROM clock_timestamp() - created_at), 'FM990.0') FROM conveyor.push WHERE id = $id)
+             ''
         FROM conveyor.push WHERE id = $id OR reverts = $id")
-    f=$(fleet)
-    active=1
+    # a line of the processes is held until the next round's events are in,
+    # so that lines come out in time order although both take a while to read
+    buf=$held
     while IFS='|' read -r eid et text; do
-      if [[ $eid == active ]]; then active=$et; t=$text; continue; fi
-      printf '   %6ss  %s\n' "$et" "$text"
+      [[ -n $eid ]] || continue
+      if [[ $eid == active ]]; then active=$et; continue; fi
+      buf+=$'\n'"$et"$'\t'"push $text"
       seen=$eid
     done <<<"$out"
+    [[ -n $buf ]] && sort -s -t $'\t' -k1,1n <<<"${buf#$'\n'}" | awk -F '\t' '{printf "   %6ss  %s\n", $1, $2}'
+    held=
+    f=$(fleet)
     if [[ $f != "$last" ]]; then
-      printf '   %6ss          %s\n' "$t" "$f"
+      us=$(( ${EPOCHREALTIME/./} - c0 ))
+      held=$(printf '%d.%d\t        %s' $((us / 1000000)) $((us / 100000 % 10)) "$f")
       last=$f
     fi
-    ((active > 0)) || break
+    if ((active == 0)); then
+      [[ -n $held ]] && printf '%s\n' "$held" | awk -F '\t' '{printf "   %6ss  %s\n", $1, $2}'
+      break
+    fi
     sleep 0.1
   done
 }
