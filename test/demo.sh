@@ -163,7 +163,16 @@ follow() {
   local id=$1 seen=0 last="" held="" buf out f active=1 c0 us
   # the push's start in microseconds, to time the processes' lines locally
   c0=$(q "SELECT floor(extract(epoch FROM created_at) * 1000000)::bigint FROM conveyor.push WHERE id = $id")
+  local deadline=$((SECONDS + ${DEMO_PUSH_TIMEOUT:-120}))
   while :; do
+    if ((SECONDS > deadline)); then
+      echo "demo: push $id has not ended after ${DEMO_PUSH_TIMEOUT:-120} s; where it stands:" >&2
+      psql_demo -c "SELECT id, state, step, phase + 1 AS phase, next_step_at FROM conveyor.push WHERE id = $id OR reverts = $id" \
+                -c "SELECT push_id, verb, state, claims, requests, error FROM conveyor.push_call" >&2
+      echo "the server log's last errors ($dir/server.log):" >&2
+      grep -E 'ERROR|FATAL' "$dir/server.log" | tail -n 3 >&2
+      return 1
+    fi
     # the database first, then the agents: lines come out in time order
     out=$(q "
       WITH p AS (SELECT * FROM conveyor.push WHERE id = $id OR reverts = $id),
@@ -398,6 +407,7 @@ if [[ $mode == sim ]]; then
 else
   # a demo that fails half-way stops the agents it started
   trap 'rc=$?; if ((rc)); then echo "demo: failed; stopping the agents (logs in $adir)" >&2; agents_stop; fi' EXIT
+  trap 'exit 130' INT TERM
   demo_agents
   service=web
 fi
