@@ -337,6 +337,9 @@ EOF
   ended "$id"
   rid=$(q "SELECT id FROM conveyor.push WHERE reverts = $id")
   [[ -n $rid ]] && ended "$rid"
+  echo "   why, from every health evaluation of the push (SELECT * FROM conveyor.explain_health($id)):"
+  q "SELECT format('     phase %s  %-11s %-13s %s', phase, coalesce(check_name, ''), verdict, explanation)
+       FROM conveyor.explain_health($id)"
   # the revert is over when conveyor saw every process back; give the last
   # probe a moment before asking the processes themselves
   for _ in $(seq 1 50); do all_on "$good" && break; sleep 0.2; done
