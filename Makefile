@@ -1,7 +1,9 @@
 # conveyor: PGXS build, plus the project's commands:
 #   make deps     install what the build and the tests need (Debian 12, apt-get)
 #   make test     deps, build, install, then every test suite on throwaway clusters
-#   make demo     start (or reuse) a local cluster in ./.demo with conveyor and show a push
+#   make demo     start (or reuse) a local cluster in ./.demo and three conveyor-agents on
+#                 loopback; push a version to real processes, then a bad one that is reverted
+#                 (docs/demo.md; DEMO=sim for the simulated fleet); make demo-stop stops it all
 #   make bench    benchmarks, each figure beside a baseline measured in the same run
 
 EXTENSION   = conveyor
