@@ -273,6 +273,28 @@ name_member(cJSON *obj, const char *key)
 	return s;
 }
 
+/* A malloc'd formatted string (NULL when out of memory); never ereports. */
+static char *
+psprintf_malloc(const char *fmt,...) pg_attribute_printf(1, 2);
+
+static char *
+psprintf_malloc(const char *fmt,...)
+{
+	va_list		ap;
+	int			n;
+	char	   *out;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (out = malloc(n + 1)) == NULL)
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(out, n + 1, fmt, ap);
+	va_end(ap);
+	return out;
+}
+
 /* 64-bit FNV-1a of a string, for request idempotency keys. */
 static uint64
 fnv1a(const char *s)
@@ -321,15 +343,14 @@ result_add(CvCall *c, const char *key, cJSON *item)
 }
 
 /*
- * Send one request of call c for chunk k (or endpoint k for get units): a
- * GET when path is /v1/units, else a POST of body (NULL only if building it
- * ran out of memory).
+ * Send one request of call c for chunk k (or endpoint k for get units) to
+ * an endpoint's path: a GET when text is NULL, else a POST of text (malloc'd
+ * JSON, taken over).
  */
 static void
-call_send(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, cJSON *body)
+call_send_text(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, char *text)
 {
 	char		url[2048];
-	char	   *text = NULL;
 	CvhRequest *r;
 	const char *base = c->endpoints[endpoint];
 	size_t		blen = strlen(base);
@@ -337,18 +358,8 @@ call_send(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, cJSON
 	while (blen > 0 && base[blen - 1] == '/')
 		blen--;
 	snprintf(url, sizeof(url), "%.*s%s", (int) blen, base, path);
-	if (strcmp(path, "/v1/units") != 0)
-	{
-		text = body ? cJSON_PrintUnformatted(body) : NULL;
-		cJSON_Delete(body);
-		if (text == NULL)
-		{
-			call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
-			return;
-		}
-	}
-	r = cvh_request_new(url, text, &c->settings, group_for(c->endpoints[endpoint]));
-	cJSON_free(text);
+	r = cvh_request_new(url, text, &c->settings, group_for(base));
+	free(text);
 	if (r == NULL)
 	{
 		call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
@@ -361,6 +372,25 @@ call_send(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, cJSON
 					 (c->verb == CALL_SEND_UPDATE && strcmp(path, "/v1/tasks") == 0));
 	c->outstanding++;
 	cvh_submit(m, r);
+}
+
+/* The same with a JSON body to print (NULL: building it ran out of memory), or a GET of /v1/units. */
+static void
+call_send(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, cJSON *body)
+{
+	char	   *text = NULL;
+
+	if (strcmp(path, "/v1/units") != 0)
+	{
+		text = body ? cJSON_PrintUnformatted(body) : NULL;
+		cJSON_Delete(body);
+		if (text == NULL)
+		{
+			call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
+			return;
+		}
+	}
+	call_send_text(m, c, tag, endpoint, path, text);
 }
 
 /*
@@ -441,21 +471,36 @@ call_get_url(CvhMulti *m, CvCall *c, int tag, const char *url)
 	cvh_submit(m, r);
 }
 
-/* The /v1/update request of chunk k, for the updates in allowed (taken over). */
+/*
+ * The /v1/update request of chunk k, for the updates in allowed (taken
+ * over). The updates are printed once: the request key is a hash of that
+ * text (the same updates, the same key) and the body is built around it.
+ */
 static void
 call_send_update(CvhMulti *m, CvCall *c, int k, cJSON *allowed)
 {
-	char	   *text = cJSON_PrintUnformatted(allowed);
+	char	   *updates = cJSON_PrintUnformatted(allowed);
+	char	   *body;
 	char		key[80];
 
-	snprintf(key, sizeof(key), "conveyor-" INT64_FORMAT "-%016llx", c->push_id,
-			 (unsigned long long) fnv1a(text ? text : ""));
-	cJSON_free(text);
 	c->chunks[k].stage = STAGE_UPDATE;
 	cJSON_Delete(c->chunks[k].sent);
 	c->chunks[k].sent = allowed;
-	call_send(m, c, k, c->chunks[k].endpoint, "/v1/update",
-			  obj2("idempotency_key", cJSON_CreateString(key), "updates", jdup(allowed)));
+	if (updates == NULL)
+	{
+		call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
+		return;
+	}
+	snprintf(key, sizeof(key), "conveyor-" INT64_FORMAT "-%016llx", c->push_id,
+			 (unsigned long long) fnv1a(updates));
+	body = psprintf_malloc("{\"idempotency_key\":\"%s\",\"updates\":%s}", key, updates);
+	cJSON_free(updates);
+	if (body == NULL)
+	{
+		call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
+		return;
+	}
+	call_send_text(m, c, k, c->chunks[k].endpoint, "/v1/update", body);
 }
 
 /*
