@@ -28,7 +28,7 @@ DECLARE
     phs conveyor.push_phase[];      -- every phase of the push, by position + 1
     ph conveyor.push_phase;         -- the current phase (copied back into phs)
     dirty int[] := '{}';            -- positions of phases changed in this step
-    evs jsonb := '[]';              -- events of this step, written at the end
+    evs jsonb[] := '{}';            -- events of this step, written at the end
     u record;
     answer record;
     h record;
@@ -230,8 +230,16 @@ BEGIN
                         ELSE
                             prom := NULL;
                         END IF;
-                        -- every check of the phase, the push type's answer among them, judged and stored
-                        hv := conveyor._health_evaluate(p.id, p.phase, pt_health, prom);
+                        -- every check of the phase, the push type's answer among them, judged and
+                        -- stored; a service without checks of its own whose push type finds every
+                        -- unit healthy has nothing to judge beyond health_checked (the common case,
+                        -- and the full evaluation's plan is not cheap)
+                        IF prom IS NULL AND coalesce(jsonb_array_length(pt_health->'unhealthy'), 0) = 0
+                           AND NOT EXISTS (SELECT 1 FROM conveyor.healthcheck c WHERE c.service = s.name) THEN
+                            SELECT 'none'::text AS verdict, NULL::text AS reason INTO hv;
+                        ELSE
+                            hv := conveyor._health_evaluate(p.id, p.phase, pt_health, prom);
+                        END IF;
                         -- (a service without checks of its own has health_checked: no second event)
                         IF hv.verdict <> 'none' AND EXISTS (SELECT 1 FROM conveyor.healthcheck c WHERE c.service = s.name) THEN
                             evs := evs || jsonb_build_object('kind', 'health_evaluated', 'phase', p.phase,
@@ -551,7 +559,7 @@ BEGIN
     END IF;
     INSERT INTO conveyor.push_event (push_id, at, kind, phase, reason, detail)
     SELECT p.id, (e->>'at')::timestamptz, e->>'kind', (e->>'phase')::int, e->>'reason', coalesce(e->'detail', '{}')
-      FROM jsonb_array_elements(evs) WITH ORDINALITY AS x(e, n)
+      FROM unnest(evs) WITH ORDINALITY AS x(e, n)
      ORDER BY x.n;
 
     -- the revert policy starts a new push, written through the tables
