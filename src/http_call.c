@@ -41,6 +41,7 @@
 
 PG_FUNCTION_INFO_V1(cv_http_get_units_now);
 PG_FUNCTION_INFO_V1(cv_http_url_check);
+PG_FUNCTION_INFO_V1(cv_http_calls_recorded);
 
 /* Most calls one worker keeps in flight at once. */
 #define WORKER_MAX_CALLS 256
@@ -119,6 +120,16 @@ typedef struct CvCall
 static CvhMulti *worker_multi = NULL;
 static CvCall *worker_calls = NULL;
 static bool worker_reset_needed = false;
+
+/*
+ * Claiming costs a transaction, so a worker claims when its own steps
+ * recorded calls (conveyor._http_calls_recorded sets this), and otherwise
+ * only now and then: for calls another worker recorded and left, or that a
+ * crash orphaned.
+ */
+#define CLAIM_ANYWAY_SECONDS 2
+static bool calls_recorded = true;		/* a new worker looks at once */
+static time_t last_claim = 0;
 
 /*
  * Interned endpoint names: requests to one endpoint share the push type's
@@ -1316,11 +1327,15 @@ cv_http_worker_claim(void)
 		cv_txn_commit();
 		worker_reset_needed = false;
 	}
+	if (!calls_recorded && time(NULL) - last_claim < CLAIM_ANYWAY_SECONDS)
+		return;
 	for (CvCall *c = worker_calls; c; c = c->next)
 		active++;
 	room = WORKER_MAX_CALLS - active;
 	if (room <= 0)
 		return;
+	calls_recorded = false;
+	last_claim = time(NULL);
 	if (worker_multi == NULL)
 		worker_multi = cvh_create();
 
@@ -1329,6 +1344,8 @@ cv_http_worker_claim(void)
 	if (SPI_execute_with_args("SELECT * FROM conveyor._http_claim($1)", 1, types, values, NULL,
 							  false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: claiming push-type calls failed");
+	if (SPI_processed >= (uint64) room)
+		calls_recorded = true;	/* there may be more: look again next time */
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		char		error[256] = "";
@@ -1517,6 +1534,14 @@ cv_http_get_units_now(PG_FUNCTION_ARGS)
 	out = DirectFunctionCall1(jsonb_in, CStringGetDatum(result));
 	cJSON_free(result);
 	PG_RETURN_DATUM(out);
+}
+
+/* SQL: conveyor._http_calls_recorded(): this backend's steps recorded calls. */
+Datum
+cv_http_calls_recorded(PG_FUNCTION_ARGS)
+{
+	calls_recorded = true;
+	PG_RETURN_VOID();
 }
 
 /*

@@ -189,6 +189,7 @@ BEGIN
                     pt_health jsonb;        -- the push type's answer this round, for the healthchecks
                     prom jsonb;             -- Prometheus queries of the phase's checks, and their answers
                     hv record;              -- the healthchecks' verdict (docs/healthchecks.md)
+                    has_checks boolean;     -- the service has healthchecks of its own
                 BEGIN
                     IF p.kind = 'push' AND NOT p.skip_healthchecks THEN
                         touched := NULL;
@@ -219,7 +220,8 @@ BEGIN
                         -- Prometheus checks: the worker fetches their range queries
                         -- outside the transaction, like a verb (its errors are data:
                         -- no data for the check, judged by its no-data policy)
-                        prom := conveyor._health_prometheus_requests(p.id, p.phase);
+                        has_checks := EXISTS (SELECT 1 FROM conveyor.healthcheck c WHERE c.service = s.name);
+                        prom := CASE WHEN has_checks THEN conveyor._health_prometheus_requests(p.id, p.phase) END;
                         IF jsonb_array_length(prom) > 0 THEN
                             verb := 'prometheus';
                             call_req := jsonb_build_object('requests', prom);
@@ -234,14 +236,13 @@ BEGIN
                         -- stored; a service without checks of its own whose push type finds every
                         -- unit healthy has nothing to judge beyond health_checked (the common case,
                         -- and the full evaluation's plan is not cheap)
-                        IF prom IS NULL AND coalesce(jsonb_array_length(pt_health->'unhealthy'), 0) = 0
-                           AND NOT EXISTS (SELECT 1 FROM conveyor.healthcheck c WHERE c.service = s.name) THEN
+                        IF NOT has_checks AND coalesce(jsonb_array_length(pt_health->'unhealthy'), 0) = 0 THEN
                             SELECT 'none'::text AS verdict, NULL::text AS reason INTO hv;
                         ELSE
                             hv := conveyor._health_evaluate(p.id, p.phase, pt_health, prom);
                         END IF;
                         -- (a service without checks of its own has health_checked: no second event)
-                        IF hv.verdict <> 'none' AND EXISTS (SELECT 1 FROM conveyor.healthcheck c WHERE c.service = s.name) THEN
+                        IF hv.verdict <> 'none' AND has_checks THEN
                             evs := evs || jsonb_build_object('kind', 'health_evaluated', 'phase', p.phase,
                                 'at', clock_timestamp(), 'reason', hv.reason,
                                 'detail', jsonb_build_object('verdict', hv.verdict));

@@ -240,8 +240,15 @@ COMMENT ON FUNCTION conveyor._http_result(bigint, text, jsonb) IS
 
 -- Record a call for a worker to make, unless the same request is already
 -- pending, being sent, or answered and fresh.
+-- Tell this backend's worker loop that it has calls to make (src/http_call.c).
+CREATE FUNCTION conveyor._http_calls_recorded() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cv_http_calls_recorded';
+COMMENT ON FUNCTION conveyor._http_calls_recorded() IS
+    'internal: marks that the calling worker recorded calls to make, so it claims them at once';
+
 CREATE FUNCTION conveyor._http_request(p_id bigint, p_verb text, p_request jsonb) RETURNS void
 LANGUAGE sql AS $$
+    SELECT conveyor._http_calls_recorded();
     INSERT INTO conveyor.push_call AS x (push_id, verb, request, request_hash)
     VALUES (p_id, p_verb, p_request, md5(p_request::text))
         ON CONFLICT (push_id, verb) DO UPDATE
@@ -440,6 +447,7 @@ REVOKE EXECUTE ON FUNCTION
     conveyor._push_type_config_check(text, jsonb),
     conveyor._http_result(bigint, text, jsonb),
     conveyor._http_request(bigint, text, jsonb),
+    conveyor._http_calls_recorded(),
     conveyor._http_units(jsonb),
     conveyor._redact(text),
     conveyor._get_units_now(conveyor.service),
