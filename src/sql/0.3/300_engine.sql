@@ -28,7 +28,7 @@ DECLARE
     phs conveyor.push_phase[];      -- every phase of the push, by position + 1
     ph conveyor.push_phase;         -- the current phase (copied back into phs)
     dirty int[] := '{}';            -- positions of phases changed in this step
-    evs jsonb[] := '{}';            -- events of this step, written at the end
+    evs conveyor.push_event[] := '{}';  -- events of this step, written at the end
     u record;
     answer record;
     h record;
@@ -172,11 +172,10 @@ BEGIN
                 p.step := 'update'; p.errors := 0;
                 n_pending := n_targets; n_sent := 0;
                 acc_done := 0; acc_failed := 0;
-                evs := evs || jsonb_build_object('kind', 'phase_started', 'phase', p.phase, 'at', clock_timestamp(),
-                    'detail', jsonb_build_object('targets', n_targets, 'already', n_already,
+                evs := evs || ROW(NULL, p.id, clock_timestamp(), 'phase_started', p.phase, NULL, NULL, jsonb_build_object('targets', n_targets, 'already', n_already,
                                                  'units', (SELECT count(DISTINCT x) FROM unnest(u.units) x),
                                                  'subunits', cardinality(array_remove(u.subunits, NULL)))
-                              || conveyor._timing(v_due, v_started, v_pt));
+                              || conveyor._timing(v_due, v_started, v_pt))::conveyor.push_event;
                 IF n_targets = 0 THEN
                     -- needs-push said no everywhere in scope: nothing to update, nothing to bake
                     phase_done := true; phase_done_reason := 'nothing to update';
@@ -211,10 +210,9 @@ BEGIN
                                 v_pt := conveyor._ms_since(t0);
                             END IF;
                             verb := NULL;
-                            evs := evs || jsonb_build_object('kind', 'health_checked', 'phase', p.phase, 'at', clock_timestamp(),
-                                'detail', jsonb_build_object('healthy', h.unhealthy IS NULL, 'units_checked', h.checked,
+                            evs := evs || ROW(NULL, p.id, clock_timestamp(), 'health_checked', p.phase, NULL, NULL, jsonb_build_object('healthy', h.unhealthy IS NULL, 'units_checked', h.checked,
                                                              'unhealthy', coalesce(h.unhealthy, '[]'))
-                                          || conveyor._timing(v_due, v_started, v_pt));
+                                          || conveyor._timing(v_due, v_started, v_pt))::conveyor.push_event;
                             pt_health := jsonb_build_object('checked', h.checked, 'unhealthy', coalesce(h.unhealthy, '[]'));
                         END IF;
                         -- Prometheus checks: the worker fetches their range queries
@@ -243,18 +241,14 @@ BEGIN
                         END IF;
                         -- (a service without checks of its own has health_checked: no second event)
                         IF hv.verdict <> 'none' AND has_checks THEN
-                            evs := evs || jsonb_build_object('kind', 'health_evaluated', 'phase', p.phase,
-                                'at', clock_timestamp(), 'reason', hv.reason,
-                                'detail', jsonb_build_object('verdict', hv.verdict));
+                            evs := evs || ROW(NULL, p.id, clock_timestamp(), 'health_evaluated', p.phase, NULL, hv.reason, jsonb_build_object('verdict', hv.verdict))::conveyor.push_event;
                         END IF;
                         IF hv.verdict = 'fail' THEN
                             unhealthy_reason := hv.reason;
                         ELSIF hv.verdict = 'pause' THEN
                             -- inconclusive (no data, policy pause): a person decides, whatever the failure policy
                             p.state := 'paused'; p.next_step_at := NULL;
-                            evs := evs || jsonb_build_object('kind', 'push_paused', 'phase', p.phase, 'at', clock_timestamp(),
-                                'reason', hv.reason,
-                                'detail', jsonb_build_object('policy', 'inconclusive') || conveyor._timing(v_due, v_started, v_pt));
+                            evs := evs || ROW(NULL, p.id, clock_timestamp(), 'push_paused', p.phase, NULL, hv.reason, jsonb_build_object('policy', 'inconclusive') || conveyor._timing(v_due, v_started, v_pt))::conveyor.push_event;
                         END IF;
                     ELSIF p.kind = 'push' THEN
                         -- skipped by push_skip_healthchecks: stored as such for explain_health
@@ -376,11 +370,10 @@ BEGIN
                            coalesce(jsonb_agg(DISTINCT a.error) FILTER (WHERE a.error IS NOT NULL), '[]'), count(*)
                       INTO n_batch_sent, n_batch_done, n_batch_refused, batch_errors, n_batch
                       FROM answered a;
-                    evs := evs || jsonb_build_object('kind', 'update_batch', 'phase', p.phase, 'at', clock_timestamp(),
-                        'detail', jsonb_build_object('sent', n_batch_sent, 'done', n_batch_done,
+                    evs := evs || ROW(NULL, p.id, clock_timestamp(), 'update_batch', p.phase, NULL, NULL, jsonb_build_object('sent', n_batch_sent, 'done', n_batch_done,
                                                      'refused', n_batch_refused, 'errors', batch_errors)
                                   || CASE WHEN n_deferred > 0 THEN jsonb_build_object('deferred', n_deferred) ELSE '{}' END
-                                  || conveyor._timing(v_due, v_started, v_pt));
+                                  || conveyor._timing(v_due, v_started, v_pt))::conveyor.push_event;
                     n_pending := n_pending - n_batch;
                     n_sent := n_sent + n_batch_sent;
                     acc_done := acc_done + n_batch_done;
@@ -412,10 +405,9 @@ BEGIN
                                      + CASE WHEN ph.bake_skipped OR p.kind = 'revert' THEN '0' ELSE ph.bake END;
                     dirty := dirty || ph.position;
                     allowed := floor((n_done + n_failed) * ph.fault_tolerance / 100);
-                    evs := evs || jsonb_build_object('kind', 'updates_confirmed', 'phase', p.phase, 'at', clock_timestamp(),
-                        'detail', jsonb_build_object('updated', n_done, 'failed', n_failed, 'gone', n_gone,
+                    evs := evs || ROW(NULL, p.id, clock_timestamp(), 'updates_confirmed', p.phase, NULL, NULL, jsonb_build_object('updated', n_done, 'failed', n_failed, 'gone', n_gone,
                                                      'fault_tolerance', ph.fault_tolerance, 'failures_allowed', allowed)
-                                  || conveyor._timing(v_due, v_started, v_pt));
+                                  || conveyor._timing(v_due, v_started, v_pt))::conveyor.push_event;
                     IF n_failed > allowed THEN
                         end_state := 'failed'; end_outcome := 'good failure';
                         end_reason := format('update failures over tolerance in phase %s: %s of %s subunits failed (tolerance %s%%, %s allowed)',
@@ -423,8 +415,7 @@ BEGIN
                     ELSE
                         p.step := 'bake'; p.errors := 0;
                         IF p.skip_healthchecks AND p.kind = 'push' THEN
-                            evs := evs || jsonb_build_object('kind', 'health_skipped', 'phase', p.phase,
-                                'at', clock_timestamp(), 'reason', 'healthchecks skipped for this push');
+                            evs := evs || ROW(NULL, p.id, clock_timestamp(), 'health_skipped', p.phase, NULL, 'healthchecks skipped for this push', '{}')::conveyor.push_event;
                         END IF;
                         next_at := clock_timestamp();
                     END IF;
@@ -463,9 +454,8 @@ BEGIN
                     end_reason := format('push type %s failed %s times (retry limit %s): %s',
                                          verb, p.errors, s.retry_limit, conveyor._redact(SQLERRM));
                 ELSE
-                    evs := evs || jsonb_build_object('kind', 'push_type_error', 'phase', p.phase, 'at', clock_timestamp(),
-                        'detail', jsonb_build_object('verb', verb, 'sqlstate', SQLSTATE, 'error', conveyor._redact(SQLERRM),
-                                                     'attempt', p.errors, 'retry_limit', s.retry_limit));
+                    evs := evs || ROW(NULL, p.id, clock_timestamp(), 'push_type_error', p.phase, NULL, NULL, jsonb_build_object('verb', verb, 'sqlstate', SQLSTATE, 'error', conveyor._redact(SQLERRM),
+                                                     'attempt', p.errors, 'retry_limit', s.retry_limit))::conveyor.push_event;
                     next_at := conveyor._retry_at(p.errors);
                 END IF;
             END IF;
@@ -482,8 +472,7 @@ BEGIN
         IF phase_done THEN
             ph.state := 'succeeded'; ph.ended_at := clock_timestamp();
             dirty := dirty || ph.position;
-            evs := evs || jsonb_build_object('kind', 'phase_succeeded', 'phase', p.phase, 'at', clock_timestamp(),
-                'reason', phase_done_reason, 'detail', conveyor._timing(v_due, v_started, v_pt));
+            evs := evs || ROW(NULL, p.id, clock_timestamp(), 'phase_succeeded', p.phase, NULL, phase_done_reason, conveyor._timing(v_due, v_started, v_pt))::conveyor.push_event;
         END IF;
         phs[p.phase + 1] := ph;
         IF phase_done THEN
@@ -499,9 +488,7 @@ BEGIN
         IF unhealthy_reason IS NOT NULL THEN
             IF s.failure_policy = 'pause' THEN
                 p.state := 'paused'; p.next_step_at := NULL;
-                evs := evs || jsonb_build_object('kind', 'push_paused', 'phase', p.phase, 'at', clock_timestamp(),
-                    'reason', unhealthy_reason,
-                    'detail', jsonb_build_object('policy', 'pause') || conveyor._timing(v_due, v_started, v_pt));
+                evs := evs || ROW(NULL, p.id, clock_timestamp(), 'push_paused', p.phase, NULL, unhealthy_reason, jsonb_build_object('policy', 'pause') || conveyor._timing(v_due, v_started, v_pt))::conveyor.push_event;
             ELSIF s.failure_policy = 'fail' THEN
                 end_state := 'failed'; end_outcome := 'good failure'; end_reason := unhealthy_reason;
             ELSE
@@ -525,9 +512,7 @@ BEGIN
                 -- updates never sent will not be
                 UPDATE conveyor.push_subunit SET state = 'skipped' WHERE push_id = p.id AND state = 'pending';
             END IF;
-            evs := evs || jsonb_build_object('kind', 'push_' || end_state, 'phase', p.phase, 'at', clock_timestamp(),
-                'reason', p.outcome_reason,
-                'detail', jsonb_build_object('outcome', p.outcome) || conveyor._timing(v_due, v_started, v_pt));
+            evs := evs || ROW(NULL, p.id, clock_timestamp(), 'push_' || end_state, p.phase, NULL, p.outcome_reason, jsonb_build_object('outcome', p.outcome) || conveyor._timing(v_due, v_started, v_pt))::conveyor.push_event;
         END IF;
 
         EXIT steps WHEN p.state <> 'running' OR end_state IS NOT NULL;
@@ -559,9 +544,9 @@ BEGIN
          WHERE x.push_id = p.id AND x.position = f.position AND f.position = ANY (dirty);
     END IF;
     INSERT INTO conveyor.push_event (push_id, at, kind, phase, reason, detail)
-    SELECT p.id, (e->>'at')::timestamptz, e->>'kind', (e->>'phase')::int, e->>'reason', coalesce(e->'detail', '{}')
-      FROM unnest(evs) WITH ORDINALITY AS x(e, n)
-     ORDER BY x.n;
+    SELECT e.push_id, e.at, e.kind, e.phase, e.reason, coalesce(e.detail, '{}')
+      FROM unnest(evs) WITH ORDINALITY AS e(id, push_id, at, kind, phase, actor, reason, detail, n)
+     ORDER BY e.n;
 
     -- the revert policy starts a new push, written through the tables
     IF end_state = 'revert' THEN
