@@ -1268,7 +1268,7 @@ call_from_row(HeapTuple tup, TupleDesc desc, char *error, size_t errsize)
 
 /* --------------------------------------------------------------- worker */
 
-/* Record a finished call (in its own transaction; the worker has none open). */
+/* Record a finished call, in the caller's transaction. */
 static void
 call_record(CvCall *c)
 {
@@ -1283,7 +1283,6 @@ call_record(CvCall *c)
 		if (result == NULL)
 			call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
 	}
-	cv_txn_begin("conveyor: recording a push-type call");
 	values[0] = Int64GetDatum(c->push_id);
 	values[1] = CStringGetTextDatum(verb_names[c->verb]);
 	values[2] = CStringGetTextDatum(c->request_hash);
@@ -1303,7 +1302,43 @@ call_record(CvCall *c)
 	if (SPI_execute_with_args("SELECT conveyor._http_record($1, $2, $3, $4::jsonb, $5, $6, $7)",
 							  7, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: recording a push-type call failed");
-	cv_txn_commit();
+}
+
+/*
+ * Record finished calls, all in one short transaction (the worker has none
+ * open), and free them. One commit for all: under load many calls end
+ * together, and a commit each was a good share of the workers' time. If
+ * recording fails, the calls are released to be claimed and sent again.
+ */
+static void
+calls_record(CvCall *done)
+{
+	PG_TRY();
+	{
+		cv_txn_begin("conveyor: recording push-type calls");
+		for (CvCall *c = done; c; c = c->next)
+			call_record(c);
+		cv_txn_commit();
+	}
+	PG_CATCH();
+	{
+		worker_reset_needed = true;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/* Free a list of calls. */
+static void
+calls_free(CvCall *list)
+{
+	while (list)
+	{
+		CvCall	   *c = list;
+
+		list = c->next;
+		call_free(c);
+	}
 }
 
 /* Claim pending calls and start their requests (no transaction may be open). */
@@ -1375,13 +1410,17 @@ cv_http_worker_claim(void)
 		worker_calls = c;
 		call_start(worker_multi, c);
 	}
-	while (failed_now)
+	if (failed_now)
 	{
-		CvCall	   *c = failed_now;
-
-		failed_now = c->next;
-		call_record(c);
-		call_free(c);
+		PG_TRY();
+		{
+			calls_record(failed_now);
+		}
+		PG_FINALLY();
+		{
+			calls_free(failed_now);
+		}
+		PG_END_TRY();
 	}
 }
 
@@ -1413,22 +1452,17 @@ cv_http_worker_progress(void)
 	if (worker_multi == NULL || worker_calls == NULL)
 		return;
 	done = calls_progress(worker_multi, &worker_calls);
-	while (done)
+	if (done == NULL)
+		return;
+	PG_TRY();
 	{
-		CvCall	   *c = done;
-
-		done = c->next;
-		PG_TRY();
-		{
-			call_record(c);
-		}
-		PG_FINALLY();
-		{
-			call_free(c);
-		}
-		PG_END_TRY();
-		CHECK_FOR_INTERRUPTS();
+		calls_record(done);
 	}
+	PG_FINALLY();
+	{
+		calls_free(done);
+	}
+	PG_END_TRY();
 }
 
 /* After an error in the worker: drop every call; they are released at the next claim. */
