@@ -371,7 +371,7 @@ done
 # once: on the slow ones' push type, its requests wait behind theirs under the push type's concurrency cap
 small_push bench-http-small-shared "s$n" "beside $nslow slow pushes, shared push type"; d=$dur
 running=$(qa -c "SELECT count(*) FROM conveyor.push WHERE service LIKE 'bench-http-slow-%' AND state = 'running'")
-echo "http: (b) beside (the slow ones' push type, sharing its concurrency cap): ${d:-failed} ms; at its end $running slow pushes still running"
+echo "http: (b) beside (the slow ones' push type, its own endpoint): ${d:-failed} ms; at its end $running slow pushes still running"
 [[ -n "$d" ]] && shared+=("$d")
 qa -c "DELETE FROM bench.sampling"; wait "$sampler"
 echo "http: (b) what the $workers workers were doing meanwhile (state / wait event, sampled every 20 ms):"
@@ -407,8 +407,8 @@ if [[ -n "$alone_med" && -n "$beside_med" ]]; then
   row "http isolation" "$beside_med ms beside $nslow slow pushes" "the same push alone $alone_med ms" "x$ratio" "<= x2" \
       "$(met "$ratio <= 2")$([[ "${min_running:-0}" -gt 0 ]] || echo ' (slow ones ended first)')"
   if [[ -n "$shared_med" ]]; then
-    echo "http: (b) the same small push on the slow ones' push type: $shared_med ms: x$(calc "$shared_med / $alone_med" 2) of alone (its requests queue behind theirs under the push type's concurrency cap)"
-    row "http isolation, shared" "$shared_med ms, same push type" "the same push alone $alone_med ms" "x$(calc "$shared_med / $alone_med" 2)" "-" "(cap per push type)"
+    echo "http: (b) the same small push on the slow ones' push type: $shared_med ms: x$(calc "$shared_med / $alone_med" 2) of alone (the concurrency cap is per endpoint)"
+    row "http isolation, shared" "$shared_med ms, same push type" "the same push alone $alone_med ms" "x$(calc "$shared_med / $alone_med" 2)" "-" "(cap per endpoint)"
   fi
   row "http slow pushes" "$nslow in $slow_span s" "$slow_reqs requests x $delay_ms ms, at most $slow_max at once" "-" "-" "-"
 fi
