@@ -2,8 +2,9 @@
  * watch: follow one push until it ends. LISTEN on conveyor_events, then
  * sleep in select() on the connection's socket; each notification about the
  * push (a step's events arrive together, at its commit) triggers one re-read
- * of the push and its phases. Nothing is polled: on a terminal the only timer
- * redraws the bake countdown from what was last read, without a query.
+ * of the push and its phases. On a terminal a timer redraws the bake
+ * countdown from what was last read, without a query; after 5 s without a
+ * notification the push is read again, in case one was missed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +17,9 @@
 
 #include "cli.h"
 #include "watch.h"
+
+/* Seconds of silence after which watch reads the push again anyway. */
+#define WATCH_RECHECK_S 5.0
 
 static const char *const sql_push =
 	"SELECT p.service, p.version, p.kind, p.state, p.step, p.phase + 1, p.phases,"
@@ -230,6 +234,7 @@ watch_push(PGconn *conn, long long id, double timeout_s)
 	char		last_line[1024] = "";
 	int			lines_drawn = 0;
 	int			rc;
+	double		last_fetch;
 
 	memset(&st, 0, sizeof(st));
 	/* listen first: a step that commits after this is seen, one before it is in the first read */
@@ -240,6 +245,7 @@ watch_push(PGconn *conn, long long id, double timeout_s)
 		free(st.phase_list);
 		return EXIT_ERROR;
 	}
+	last_fetch = monotonic_now();
 	if (tty)
 		render_tty(stdout, &st, monotonic_now(), terminal_width(), &lines_drawn);
 	else
@@ -260,11 +266,29 @@ watch_push(PGconn *conn, long long id, double timeout_s)
 		/* on a terminal, tick once a second for the clocks on screen */
 		if (tty && (wait < 0 || wait > 1.0))
 			wait = 1.0;
+		/*
+		 * A safety net, not polling: a push whose step committed while this
+		 * session's LISTEN was committing can end without a notification
+		 * reaching us, so after WATCH_RECHECK_S of silence read it again.
+		 */
+		if (wait < 0 || wait > WATCH_RECHECK_S)
+			wait = WATCH_RECHECK_S;
 		r = wait_socket(conn, wait);
 		if (r < 0)
 		{
 			free(st.phase_list);
 			return EXIT_ERROR;
+		}
+		if (r == 0 && monotonic_now() - last_fetch >= WATCH_RECHECK_S)
+		{
+			if (!fetch_push(conn, id, &st))
+			{
+				free(st.phase_list);
+				return EXIT_ERROR;
+			}
+			last_fetch = monotonic_now();
+			if (!tty)
+				render_progress_line(stdout, &st, last_line, sizeof(last_line));
 		}
 		if (r > 0)
 		{
@@ -281,6 +305,7 @@ watch_push(PGconn *conn, long long id, double timeout_s)
 					free(st.phase_list);
 					return EXIT_ERROR;
 				}
+				last_fetch = monotonic_now();
 				if (!tty)
 					render_progress_line(stdout, &st, last_line, sizeof(last_line));
 			}
