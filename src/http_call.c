@@ -94,7 +94,6 @@ typedef struct CvCall
 	int64		push_id;		/* 0 for a call made directly by an SQL function */
 	CallVerb	verb;
 	char	   *request_hash;
-	char	   *push_type;
 	char	   *token;
 	CvhSettings settings;
 	int			max_batch;
@@ -164,7 +163,6 @@ call_free(CvCall *c)
 		free(c->token);
 	}
 	free(c->request_hash);
-	free(c->push_type);
 	for (int i = 0; i < c->nendpoints; i++)
 		free(c->endpoints[i]);
 	free(c->endpoints);
@@ -1241,7 +1239,7 @@ call_from_row(HeapTuple tup, TupleDesc desc, char *error, size_t errsize)
 			c->verb = (CallVerb) k;
 	c->request = spi_json(tup, desc, 3, "{}");
 	c->request_hash = spi_text(tup, desc, 4);
-	c->push_type = spi_text(tup, desc, 5);
+	/* column 5, the push type, is for people reading the claim: requests are grouped by endpoint */
 	eps = spi_json(tup, desc, 6, "[]");
 	c->token = spi_text(tup, desc, 7);
 	c->settings.token = c->token;
@@ -1257,7 +1255,7 @@ call_from_row(HeapTuple tup, TupleDesc desc, char *error, size_t errsize)
 		cJSON_ArrayForEach(v, eps)
 			c->endpoints[c->nendpoints++] = strdup(J_STR(v) ? J_STR(v) : "");
 	cJSON_Delete(eps);
-	if (c->request == NULL || c->unitmap == NULL || c->push_type == NULL || c->request_hash == NULL)
+	if (c->request == NULL || c->unitmap == NULL || c->request_hash == NULL)
 		snprintf(error, errsize, "%s: the call's request could not be read", verb ? verb : "call");
 	else if (c->nendpoints == 0 && c->verb != CALL_PROMETHEUS)
 		snprintf(error, errsize, "%s: the service has no endpoints", verb);

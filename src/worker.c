@@ -139,6 +139,7 @@ cv_worker_main(Datum arg)
 	for (;;)
 	{
 		long		sleep_ms = cv_max_sleep_ms;
+		long		http_ms = -1;	/* when the calls in flight need us; -1: none */
 		bool		installed;
 
 		MemoryContextSwitchTo(loop_context);
@@ -156,8 +157,6 @@ cv_worker_main(Datum arg)
 		worker_report_installed(installed);
 		if (installed)
 		{
-			long		http_ms;
-
 			sleep_ms = Min(sleep_ms, cv_engine_work(loop_context));
 			/* calls the steps asked for go out now, outside any transaction */
 			cv_http_worker_claim();
@@ -170,7 +169,7 @@ cv_worker_main(Datum arg)
 		if (sleep_ms > 0)
 		{
 			/* with calls in flight, their sockets wake us too */
-			if (cv_http_worker_timeout() >= 0)
+			if (http_ms >= 0)
 				cv_http_worker_wait(sleep_ms);
 			else
 			{
