@@ -146,6 +146,18 @@ END $$;
 COMMENT ON FUNCTION conveyor._push_type_config_check(text, jsonb) IS
     'internal: raises unless a service config suits its push type (http: allowed endpoints)';
 
+-- Whether a service's push type answers health checks: an sql push type with
+-- a check_health verb, or an http one whose endpoints answer /v1/health.
+CREATE FUNCTION conveyor._service_checks_health(p_service text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(bool_or(t.check_health IS NOT NULL OR coalesce(h.check_health, false)), false)
+      FROM conveyor.service s JOIN conveyor.push_type t ON t.name = s.push_type
+      LEFT JOIN conveyor.http_push_type h ON h.name = t.name
+     WHERE s.name = p_service
+$$;
+COMMENT ON FUNCTION conveyor._service_checks_health(text) IS
+    'internal: whether the push type of a service answers health checks (sql verb or http /v1/health)';
+
 -- ---------------------------------------------------------------- API
 
 CREATE FUNCTION conveyor.http_push_type_create(
@@ -445,6 +457,7 @@ REVOKE EXECUTE ON FUNCTION
     conveyor._http_url_check(text, text),
     conveyor._http_endpoints_check(jsonb, text),
     conveyor._push_type_config_check(text, jsonb),
+    conveyor._service_checks_health(text),
     conveyor._http_result(bigint, text, jsonb),
     conveyor._http_request(bigint, text, jsonb),
     conveyor._http_calls_recorded(),

@@ -181,11 +181,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The list has %s checks; a service has at most 100.', jsonb_array_length(checks));
     END IF;
-    -- an sql push type with a check_health verb, or an http one whose endpoints answer /v1/health
-    SELECT t.check_health IS NOT NULL OR coalesce(h.check_health, false) INTO v_check_health
-      FROM conveyor.service s JOIN conveyor.push_type t ON t.name = s.push_type
-      LEFT JOIN conveyor.http_push_type h ON h.name = t.name
-     WHERE s.name = service;
+    v_check_health := conveyor._service_checks_health(service);
     FOR c IN SELECT x FROM jsonb_array_elements(checks) x LOOP
         n := n + 1;
         IF jsonb_typeof(c) <> 'object' THEN

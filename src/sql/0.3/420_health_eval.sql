@@ -400,9 +400,7 @@ LANGUAGE sql AS $$
                 WHERE h.service = p.service AND (h.phases IS NULL OR _health_skip.phase + 1 = ANY (h.phases))
                UNION ALL
                SELECT '(push type)', 'push_type', 'simple', 'unhealthy_units', NULL, 0, 'fail'
-                WHERE EXISTS (SELECT 1 FROM conveyor.service s JOIN conveyor.push_type t ON t.name = s.push_type
-                                LEFT JOIN conveyor.http_push_type ht ON ht.name = t.name
-                               WHERE s.name = p.service AND (t.check_health IS NOT NULL OR ht.check_health))
+                WHERE conveyor._service_checks_health(p.service)
                   AND NOT EXISTS (SELECT 1 FROM conveyor.healthcheck h
                                    WHERE h.service = p.service AND h.source = 'push_type')) c
          WHERE NOT EXISTS (SELECT 1 FROM conveyor.health_evaluation e
