@@ -18,7 +18,9 @@
 #               wall-clock rates on a shared machine move with its load
 #
 # Knobs (environment): CV_BENCH_WORKERS (2), CV_BENCH_SERVICES (1000),
-# CV_BENCH_PGBENCH_SECONDS (15), CV_BENCH_KEEP=1 keeps the cluster directory.
+# CV_BENCH_PGBENCH_SECONDS (15), CV_BENCH_KEEP=1 keeps the cluster directory,
+# CV_BENCH_TOP_STATEMENTS (12) and CV_BENCH_QUERY_WIDTH (90): the statements
+# listed in the diagnostics.
 set -uo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -293,9 +295,9 @@ echo "SQL statements per push: $(qa -c "SELECT round(sum(calls) / 1000.0 / $serv
      "(nested ones included; foreign-key checks: $(qa -c "SELECT round(sum(calls)::numeric / $services) FROM pg_stat_statements WHERE query LIKE '%FOR KEY SHARE OF x%'"))"
 echo "top statements by total time (nested ones included: _push_step is a whole worker step):"
 q -c "SELECT calls, round(total_exec_time::numeric) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
-             left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
+             left(regexp_replace(query, '\s+', ' ', 'g'), ${CV_BENCH_QUERY_WIDTH:-90}) AS query
         FROM pg_stat_statements WHERE query NOT LIKE '%bench.%' AND query NOT LIKE '%pg_sleep%'
-       ORDER BY total_exec_time DESC LIMIT 12"
+       ORDER BY total_exec_time DESC LIMIT ${CV_BENCH_TOP_STATEMENTS:-12}"
 echo "push-type share of the workers' CPU in rounds 1 and 2:"
 qa -c "SELECT format('push-type calls %s ms of %s ms worker CPU (%s%%)', round(pt::numeric), $((r_wms[1] + r_wms[2])),
                      round((100 * pt / $((r_wms[1] + r_wms[2])))::numeric, 1))

@@ -22,7 +22,10 @@ $$;
 -- key and locked in key order in the statement that judges it (the lock
 -- reads a row another sender changed meanwhile as that sender left it, as the
 -- old separate locking statement's fresh snapshot did), rather than locking,
--- then joining the whole fleet again with hash joins.
+-- then joining the whole fleet again with hash joins. The update then goes
+-- straight to each locked row by its ctid (a TID scan of ctid = ANY (...):
+-- the planner uses one for an array, never for a join on ctid; a locked row
+-- cannot move) instead of reading the whole fleet's subunits once more.
 CREATE OR REPLACE FUNCTION conveyor.sim_send_update(service text, config jsonb, updates jsonb)
     RETURNS TABLE (unit text, subunit text, error text)
     LANGUAGE plpgsql VOLATILE AS $$
@@ -50,7 +53,7 @@ BEGIN
                e.j->>'version' AS version, e.j->>'key' AS key
           FROM jsonb_array_elements(updates) WITH ORDINALITY AS e(j, ord)
     ), judged AS (
-        SELECT r.*,
+        SELECT r.*, s.tid,
                CASE
                  WHEN r.unit IS NULL OR r.subunit IS NULL OR r.version IS NULL OR r.key IS NULL
                    THEN 'malformed update: needs unit, subunit, version and key'
@@ -70,7 +73,7 @@ BEGIN
           -- deadlock between two senders); a row another sender changed
           -- meanwhile is read as that sender left it
           LEFT JOIN LATERAL (
-                SELECT s.subunit, s.update_key, s.unreachable
+                SELECT s.ctid AS tid, s.subunit, s.update_key, s.unreachable
                   FROM conveyor.sim_subunit s
                  WHERE s.fleet = f AND s.unit = r.unit AND s.subunit = r.subunit
                    FOR UPDATE) s ON true
@@ -86,7 +89,7 @@ BEGIN
                update_done_at = CASE WHEN took = '0' THEN NULL ELSE now() + took END,
                update_key = j.key
           FROM judged j
-         WHERE j.apply AND s.fleet = f AND s.unit = j.unit AND s.subunit = j.subunit
+         WHERE s.ctid = ANY (ARRAY(SELECT a.tid FROM judged a WHERE a.apply)) AND s.ctid = j.tid AND j.apply
     )
     -- refused updates, and (with no update time) the ones already done
     SELECT j.unit, j.subunit, j.error FROM judged j

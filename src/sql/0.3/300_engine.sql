@@ -18,8 +18,14 @@
 --           (send_update); when every target is resolved, judge the phase
 --           against its fault tolerance
 --   bake    check_health at the service's interval until the bake is over
+--
+-- Generic plans, always: the step's statements take ids, arrays and jsonb as
+-- parameters whose values never change the best plan (key lookups, unnests),
+-- yet under plan_cache_mode auto many of them got a custom plan, planned
+-- again at every execution: 8% of a worker's CPU per transition
+-- (docs/push-engine.md, "Performance").
 CREATE OR REPLACE FUNCTION conveyor._push_step(p_id bigint) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 <<step_fn>>
 DECLARE
     p conveyor.push;
@@ -27,6 +33,8 @@ DECLARE
     t conveyor.push_type;
     phs conveyor.push_phase[];      -- every phase of the push, by position + 1
     ph conveyor.push_phase;         -- the current phase (copied back into phs)
+    scopes text[];                  -- every phase's scope and amount, by position + 1: the
+    amounts text[];                 -- planner's input (they never change during a push)
     dirty int[] := '{}';            -- positions of phases changed in this step
     evs conveyor.push_event[] := '{}';  -- events of this step, written at the end
     u record;
@@ -43,12 +51,16 @@ DECLARE
     acc_done int;                   -- the phase's outcomes so far, when it was planned
     acc_failed int;                 -- in this step (else NULL: count them from the table)
     n_targets int;
+    n_units int;                    -- the units and subunits get_units reported
+    n_subunits int;
     n_already int;
     n_done int;
     n_failed int;
     n_gone int;
     allowed int;
-    batch jsonb;
+    batch jsonb;                    -- the updates sent: the verb's argument
+    batch_units text[];             -- their keys (those not deferred), to record the answers
+    batch_subunits text[];
     n_batch_sent int;
     n_batch_done int;
     n_batch_refused int;
@@ -76,7 +88,9 @@ BEGIN
     END IF;
     SELECT * INTO s FROM conveyor.service WHERE name = p.service;
     SELECT * INTO t FROM conveyor.push_type WHERE name = s.push_type;
-    phs := ARRAY(SELECT x FROM conveyor.push_phase x WHERE x.push_id = p.id ORDER BY x.position);
+    SELECT array_agg(x ORDER BY x.position), array_agg(x.scope ORDER BY x.position), array_agg(x.amount ORDER BY x.position)
+      INTO phs, scopes, amounts
+      FROM conveyor.push_phase x WHERE x.push_id = p.id;
     ph := phs[p.phase + 1];
     v_due := p.next_step_at;
     http := t.transport = 'http';
@@ -153,8 +167,7 @@ BEGIN
                 SELECT p.id, x.unit, x.subunit, p.phase, x.from_version, p.version,
                        format('%s/%s/%s', p.id, p.phase, md5(x.unit || '/' || x.subunit))
                   FROM conveyor._plan_targets(u.units, u.labels, u.subunits, u.versions,
-                                              (SELECT array_agg(f.scope ORDER BY f.position) FROM unnest(phs[1:p.phase + 1]) f),
-                                              (SELECT array_agg(f.amount ORDER BY f.position) FROM unnest(phs[1:p.phase + 1]) f),
+                                              scopes[1:p.phase + 1], amounts[1:p.phase + 1],
                                               p.phase, p.version, p.seed) x
                  WHERE x.subunit IS NOT NULL
                     ON CONFLICT (push_id, unit, subunit) DO UPDATE
@@ -163,8 +176,10 @@ BEGIN
                  WHERE ps.state IN ('failed', 'gone', 'skipped', 'pending', 'done')
                     OR (ps.state = 'sent' AND ps.phase < excluded.phase);
                 GET DIAGNOSTICS n_targets = ROW_COUNT;
-                n_already := (SELECT count(*) FROM unnest(u.subunits, u.versions) x(subunit, version)
-                               WHERE x.subunit IS NOT NULL AND x.version = p.version);
+                SELECT count(*) FILTER (WHERE x.subunit IS NOT NULL AND x.version = p.version),
+                       count(DISTINCT x.unit), count(x.subunit)
+                  INTO n_already, n_units, n_subunits
+                  FROM unnest(u.units, u.subunits, u.versions) x(unit, subunit, version);
 
                 ph.state := 'running'; ph.started_at := clock_timestamp();
                 ph.targets := n_targets; ph.already := n_already;
@@ -173,8 +188,7 @@ BEGIN
                 n_pending := n_targets; n_sent := 0;
                 acc_done := 0; acc_failed := 0;
                 evs := evs || ROW(NULL, p.id, clock_timestamp(), 'phase_started', p.phase, NULL, NULL, jsonb_build_object('targets', n_targets, 'already', n_already,
-                                                 'units', (SELECT count(DISTINCT x) FROM unnest(u.units) x),
-                                                 'subunits', cardinality(array_remove(u.subunits, NULL)))
+                                                 'units', n_units, 'subunits', n_subunits)
                               || conveyor._timing(v_due, v_started, v_pt))::conveyor.push_event;
                 IF n_targets = 0 THEN
                     -- needs-push said no everywhere in scope: nothing to update, nothing to bake
@@ -322,8 +336,9 @@ BEGIN
                 IF n_pending > 0 AND n_sent < s.max_in_flight THEN
                     SELECT jsonb_agg(jsonb_build_object('unit', b.unit, 'subunit', b.subunit,
                                                         'version', b.to_version, 'key', b.idempotency_key)
-                                     ORDER BY b.unit, b.subunit)
-                      INTO batch
+                                     ORDER BY b.unit, b.subunit),
+                           array_agg(b.unit ORDER BY b.unit, b.subunit), array_agg(b.subunit ORDER BY b.unit, b.subunit)
+                      INTO batch, batch_units, batch_subunits
                       FROM (SELECT x.unit, x.subunit, x.to_version, x.idempotency_key
                               FROM conveyor.push_subunit x
                              WHERE x.push_id = p.id AND x.phase = p.phase AND x.state = 'pending'
@@ -341,11 +356,11 @@ BEGIN
                         -- updates task control held back stay pending for a later round
                         n_deferred := jsonb_array_length(cr->'result'->'deferred');
                         IF n_deferred > 0 THEN
-                            batch := coalesce((SELECT jsonb_agg(b)
-                                                 FROM jsonb_array_elements(batch) b
-                                                WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements(cr->'result'->'deferred') d
-                                                                   WHERE d->>'unit' = b->>'unit' AND d->>'subunit' = b->>'subunit')),
-                                              '[]');
+                            SELECT coalesce(array_agg(b.unit ORDER BY b.i), '{}'), coalesce(array_agg(b.subunit ORDER BY b.i), '{}')
+                              INTO batch_units, batch_subunits
+                              FROM unnest(batch_units, batch_subunits) WITH ORDINALITY b(unit, subunit, i)
+                             WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements(cr->'result'->'deferred') d
+                                                WHERE d->>'unit' = b.unit AND d->>'subunit' = b.subunit);
                         END IF;
                         v_pt := v_pt + (cr->>'ms')::float8; used := used || verb;
                     ELSE
@@ -360,7 +375,7 @@ BEGIN
                            SET state = CASE WHEN e.unit IS NULL THEN 'sent' WHEN e.error IS NULL THEN 'done' ELSE 'failed' END,
                                error = e.error, sent_at = clock_timestamp(), attempts = ps.attempts + 1,
                                done_at = CASE WHEN e.unit IS NOT NULL AND e.error IS NULL THEN clock_timestamp() END
-                          FROM jsonb_to_recordset(batch) b(unit text, subunit text)
+                          FROM unnest(batch_units, batch_subunits) b(unit, subunit)
                           LEFT JOIN unnest(answer.units, answer.subunits, answer.errors) e(unit, subunit, error)
                             ON e.unit = b.unit AND e.subunit = b.subunit
                          WHERE ps.push_id = p.id AND ps.unit = b.unit AND ps.subunit = b.subunit
