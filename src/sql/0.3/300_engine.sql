@@ -5,6 +5,25 @@
 -- healthchecks evaluated while a phase bakes (docs/healthchecks.md).
 --
 
+-- How the rest of a step plans its statements, given the size of the fleet
+-- get_units reported (every array a step joins: targets, batches, answers,
+-- units checked, is at most that large). Up to 100 subunits, generic plans:
+-- the step's statements take ids and small arrays, their best plan does not
+-- depend on the values, yet under auto a statement whose custom plan looks
+-- cheaper is planned again at every execution (8% of a worker's CPU per
+-- transition). Above, auto: a generic plan guesses 10 elements per array and
+-- would join two large arrays by nested loop (a batch of 10,000 answers took
+-- 13 s instead of milliseconds). Local to the step: _push_step's SET clause
+-- restores the setting when it returns.
+CREATE FUNCTION conveyor._step_plans(n_subunits int) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    SELECT NULL FROM set_config('plan_cache_mode',
+                                CASE WHEN n_subunits <= 100 THEN 'force_generic_plan' ELSE 'auto' END, true);
+$$;
+COMMENT ON FUNCTION conveyor._step_plans(int) IS
+    'internal: generic plans for the rest of a step when the fleet is small (at most 100 subunits), else auto';
+REVOKE EXECUTE ON FUNCTION conveyor._step_plans(int) FROM PUBLIC;   -- as every internal function (190_access.sql)
+
 -- Advance one push as far as it can go without waiting (bounded), in the
 -- caller's transaction; the caller (a worker) holds the push locked.
 --
@@ -19,13 +38,10 @@
 --           against its fault tolerance
 --   bake    check_health at the service's interval until the bake is over
 --
--- Generic plans, always: the step's statements take ids, arrays and jsonb as
--- parameters whose values never change the best plan (key lookups, unnests),
--- yet under plan_cache_mode auto many of them got a custom plan, planned
--- again at every execution: 8% of a worker's CPU per transition
--- (docs/push-engine.md, "Performance").
+-- Plans: the step starts under plan_cache_mode auto, and _step_plans picks
+-- generic plans once get_units shows a small fleet (see there).
 CREATE OR REPLACE FUNCTION conveyor._push_step(p_id bigint) RETURNS void
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql SET plan_cache_mode = auto AS $$
 <<step_fn>>
 DECLARE
     p conveyor.push;
@@ -123,6 +139,7 @@ BEGIN
                 ELSE
                     u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
                 END IF;
+                PERFORM conveyor._step_plans(cardinality(u.subunits));
                 u.units := coalesce(u.units, '{}'); u.labels := coalesce(u.labels, '{}');
                 u.subunits := coalesce(u.subunits, '{}'); u.versions := coalesce(u.versions, '{}');
                 IF http THEN
@@ -301,6 +318,7 @@ BEGIN
                         u := conveyor._call_get_units(t.get_units, s.name, s.push_type_config);
                         v_pt := v_pt + conveyor._ms_since(t0);
                     END IF;
+                    PERFORM conveyor._step_plans(cardinality(u.subunits));
                     verb := NULL;
                     WITH now_running AS (
                         SELECT x.unit, x.subunit, x.version, x.status
