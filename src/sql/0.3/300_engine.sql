@@ -14,11 +14,12 @@
 -- transition). Above, auto: a generic plan guesses 10 elements per array and
 -- would join two large arrays by nested loop (a batch of 10,000 answers took
 -- 13 s instead of milliseconds). Local to the step: _push_step's SET clause
--- restores the setting when it returns.
-CREATE FUNCTION conveyor._step_plans(n_subunits int) RETURNS void
+-- restores the setting when it returns. (A bare SELECT of an expression, so
+-- the planner inlines it: a SQL function it cannot inline is planned anew at
+-- every call.)
+CREATE FUNCTION conveyor._step_plans(n_subunits int) RETURNS text
 LANGUAGE sql VOLATILE AS $$
-    SELECT NULL FROM set_config('plan_cache_mode',
-                                CASE WHEN n_subunits <= 100 THEN 'force_generic_plan' ELSE 'auto' END, true);
+    SELECT set_config('plan_cache_mode', CASE WHEN n_subunits <= 100 THEN 'force_generic_plan' ELSE 'auto' END, true);
 $$;
 COMMENT ON FUNCTION conveyor._step_plans(int) IS
     'internal: generic plans for the rest of a step when the fleet is small (at most 100 subunits), else auto';
