@@ -57,6 +57,7 @@ extern int	cmd_plan_preview(PGconn *conn, int argc, char **argv);
 
 /* watch.c */
 extern int	cmd_watch(PGconn *conn, int argc, char **argv);
+extern bool watch_listen(PGconn *conn);
 extern int	watch_push(PGconn *conn, long long push_id, double timeout_s);
 
 /* report.c */

@@ -135,9 +135,9 @@ push_start(PGconn *conn, int nargs, char **args, const char *plan, const char *r
 	params[1] = args[1];
 	params[2] = reason;
 	params[3] = plan;
-	/* --watch listens before the push exists: a worker can take its first
-	 * step before watch would LISTEN, and those events would not be shown */
-	if (watch && !cli_command(conn, "LISTEN conveyor_events"))
+	/* --watch listens before the push exists, or a worker's first step could
+	 * commit unseen */
+	if (watch && !watch_listen(conn))
 		return EXIT_ERROR;
 	res = cli_query(conn, sql_push_start, 4, params, PGRES_TUPLES_OK);
 	if (res == NULL)

@@ -224,7 +224,34 @@ drain_notifications(PGconn *conn, const WatchState *st, bool tty)
 	return ours;
 }
 
-/* Follow push id until it ends or timeout_s (0: no limit) passes; returns the exit code. */
+/*
+ * LISTEN for push events; call before watch_push, and before starting the
+ * push to watch when there is one to start: a step that commits after this is
+ * seen, one before it is in watch_push's first read.
+ */
+bool
+watch_listen(PGconn *conn)
+{
+	return cli_command(conn, "LISTEN conveyor_events");
+}
+
+/* Read the push again; in a pipe, print its progress line if it changed. */
+static bool
+refetch(PGconn *conn, long long id, WatchState *st, bool tty, char *last_line, size_t last_size,
+		double *last_fetch)
+{
+	if (!fetch_push(conn, id, st))
+		return false;
+	*last_fetch = monotonic_now();
+	if (!tty)
+		render_progress_line(stdout, st, last_line, last_size);
+	return true;
+}
+
+/*
+ * Follow push id until it ends or timeout_s (0: no limit) passes; returns the
+ * exit code. The caller has called watch_listen.
+ */
 int
 watch_push(PGconn *conn, long long id, double timeout_s)
 {
@@ -237,19 +264,13 @@ watch_push(PGconn *conn, long long id, double timeout_s)
 	double		last_fetch;
 
 	memset(&st, 0, sizeof(st));
-	/* listen first: a step that commits after this is seen, one before it is in the first read */
-	if (!cli_command(conn, "LISTEN conveyor_events"))
-		return EXIT_ERROR;
-	if (!fetch_push(conn, id, &st))
+	if (!refetch(conn, id, &st, tty, last_line, sizeof(last_line), &last_fetch))
 	{
 		free(st.phase_list);
 		return EXIT_ERROR;
 	}
-	last_fetch = monotonic_now();
 	if (tty)
 		render_tty(stdout, &st, monotonic_now(), terminal_width(), &lines_drawn);
-	else
-		render_progress_line(stdout, &st, last_line, sizeof(last_line));
 
 	while (watch_active(&st))
 	{
@@ -279,16 +300,11 @@ watch_push(PGconn *conn, long long id, double timeout_s)
 			free(st.phase_list);
 			return EXIT_ERROR;
 		}
-		if (r == 0 && monotonic_now() - last_fetch >= WATCH_RECHECK_S)
+		if (r == 0 && monotonic_now() - last_fetch >= WATCH_RECHECK_S &&
+			!refetch(conn, id, &st, tty, last_line, sizeof(last_line), &last_fetch))
 		{
-			if (!fetch_push(conn, id, &st))
-			{
-				free(st.phase_list);
-				return EXIT_ERROR;
-			}
-			last_fetch = monotonic_now();
-			if (!tty)
-				render_progress_line(stdout, &st, last_line, sizeof(last_line));
+			free(st.phase_list);
+			return EXIT_ERROR;
 		}
 		if (r > 0)
 		{
@@ -298,16 +314,11 @@ watch_push(PGconn *conn, long long id, double timeout_s)
 				free(st.phase_list);
 				return EXIT_ERROR;
 			}
-			if (drain_notifications(conn, &st, tty))
+			if (drain_notifications(conn, &st, tty) &&
+				!refetch(conn, id, &st, tty, last_line, sizeof(last_line), &last_fetch))
 			{
-				if (!fetch_push(conn, id, &st))
-				{
-					free(st.phase_list);
-					return EXIT_ERROR;
-				}
-				last_fetch = monotonic_now();
-				if (!tty)
-					render_progress_line(stdout, &st, last_line, sizeof(last_line));
+				free(st.phase_list);
+				return EXIT_ERROR;
 			}
 		}
 		if (tty)
@@ -364,5 +375,7 @@ cmd_watch(PGconn *conn, int argc, char **argv)
 	}
 	if (!cli_parse_id(argv[optind], "PUSH", &id))
 		return EXIT_USAGE;
+	if (!watch_listen(conn))
+		return EXIT_ERROR;
 	return watch_push(conn, id, timeout_s);
 }
