@@ -38,7 +38,7 @@ AGENT_SRCS   = $(filter-out agent/demo-service.c,$(sort $(wildcard agent/*.c)))
 
 all: agent/conveyor-agent agent/demo-service
 
-agent/conveyor-agent: $(AGENT_SRCS) agent/agent.h
+agent/conveyor-agent: $(AGENT_SRCS) agent/agent.h agent/endpoint.h
 	$(CC) $(AGENT_CFLAGS) -o $@ $(AGENT_SRCS) -lmicrohttpd -ljansson -lcurl
 
 agent/demo-service: agent/demo-service.c
@@ -47,8 +47,8 @@ agent/demo-service: agent/demo-service.c
 # The benchmark endpoint (test/http/bench_endpoint.c): a fast push-type
 # endpoint for make bench and the agent suite; built on demand, not by `make`
 # and never installed.
-test/http/bench_endpoint: test/http/bench_endpoint.c
-	$(CC) $(AGENT_CFLAGS) -o $@ $< -lmicrohttpd -ljansson
+test/http/bench_endpoint: test/http/bench_endpoint.c agent/endpoint.c agent/endpoint.h
+	$(CC) $(AGENT_CFLAGS) -Iagent -o $@ test/http/bench_endpoint.c agent/endpoint.c -lmicrohttpd -ljansson
 
 # The conveyor command line (cli/, docs/cli.md): a libpq client, installed
 # beside psql in PostgreSQL's bindir.

@@ -19,7 +19,6 @@
 #include <jansson.h>
 
 #define AGENT_PROTOCOL      1
-#define AGENT_NAME_MAX      200   /* unit names, subunit names, keys (bytes) */
 #define AGENT_VERSION_MAX   128   /* version strings (bytes) */
 #define AGENT_KEY_HISTORY   16    /* update keys remembered per instance */
 #define AGENT_REASON_MAX    200

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "agent.h"
+#include "endpoint.h"
 
 #include <microhttpd.h>
 #include <netdb.h>
@@ -17,15 +18,6 @@
 
 #define REQUEST_CACHE      256          /* update requests remembered by idempotency_key */
 #define REQUEST_CACHE_MAX  (1 << 20)    /* larger answers are not cached (per-update keys still hold) */
-
-/* A request's body, collected across libmicrohttpd's upload calls. */
-typedef struct
-{
-	char   *buf;
-	size_t  len;
-	size_t  cap;
-	bool    too_big;
-} req_body;
 
 /* A remembered answer to an update request. */
 typedef struct
@@ -40,78 +32,6 @@ static struct MHD_Daemon *daemon_handle;
 static cached_answer cache[REQUEST_CACHE];   /* guarded by agent.lock */
 static int    cache_next;
 static uint64_t update_seq;                  /* guarded by agent.lock */
-
-/* FNV-1a: tells a re-sent request from a different body under the same key. */
-static uint64_t
-hash_bytes(const char *p, size_t n)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (size_t i = 0; i < n; i++)
-	{
-		h ^= (unsigned char) p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-/* Queue a response whose body is TEXT (malloc'd, taken over). */
-static enum MHD_Result
-send_text(struct MHD_Connection *c, unsigned code, char *text, const char *ctype, const char *hname,
-		  const char *hvalue)
-{
-	struct MHD_Response *r;
-	enum MHD_Result      ret;
-
-	if (!text)
-		return MHD_NO;          /* out of memory: libmicrohttpd drops the connection */
-	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	if (!r)
-	{
-		free(text);
-		return MHD_NO;
-	}
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
-		MHD_add_response_header(r, "Conveyor-Protocol", "1") != MHD_YES ||
-		(hname && MHD_add_response_header(r, hname, hvalue) != MHD_YES))
-	{
-		MHD_destroy_response(r);
-		return MHD_NO;
-	}
-	ret = MHD_queue_response(c, code, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-/* Queue BODY (reference taken over) as a JSON response. */
-static enum MHD_Result
-send_json(struct MHD_Connection *c, unsigned code, json_t *body)
-{
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-
-	json_decref(body);
-	return send_text(c, code, text, "application/json", NULL, NULL);
-}
-
-/* Queue {"error": "..."} with CODE. */
-static enum MHD_Result __attribute__((format(printf, 5, 6)))
-send_error(struct MHD_Connection *c, unsigned code, const char *hname, const char *hvalue,
-		   const char *fmt, ...)
-{
-	char    msg[300];
-	va_list ap;
-
-	json_t *body;
-	char   *text;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	body = json_pack("{s:s}", "error", msg);
-	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
-	return send_text(c, code, text, "application/json", hname, hvalue);
-}
 
 /* Does the request carry "Authorization: Bearer <our token>"? Compared in constant time. */
 static bool
@@ -131,30 +51,6 @@ authorized(struct MHD_Connection *c)
 	for (size_t i = 0; i < m; i++)
 		diff |= (unsigned char) agent.token[i] ^ (unsigned char) (i < n ? given[i] : 0);
 	return diff == 0;
-}
-
-/* A JSON string of at most AGENT_NAME_MAX bytes, or NULL. */
-static const char *
-name_of(json_t *v)
-{
-	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > AGENT_NAME_MAX)
-		return NULL;
-	return json_string_value(v);
-}
-
-/* An array of names (units), or false. */
-static bool
-is_name_array(json_t *a)
-{
-	size_t  i;
-	json_t *v;
-
-	if (!json_is_array(a))
-		return false;
-	json_array_foreach(a, i, v)
-		if (!name_of(v))
-			return false;
-	return true;
 }
 
 /* GET /v1/units */
@@ -188,27 +84,27 @@ handle_units(struct MHD_Connection *c)
 	if (!ok)
 	{
 		json_decref(root);
-		return send_error(c, 500, NULL, NULL, "out of memory");
+		return ep_send_error(c, 500, NULL, NULL, "out of memory");
 	}
-	return send_json(c, 200, root);
+	return ep_send_json(c, 200, root);
 }
 
 /* POST /v1/needs-push: a unit needs no push when every instance runs VERSION and is ok. */
 static enum MHD_Result
 handle_needs_push(struct MHD_Connection *c, json_t *req)
 {
-	const char *version = name_of(json_object_get(req, "version"));
+	const char *version = ep_name_of(json_object_get(req, "version"));
 	json_t     *names = json_object_get(req, "units"), *v;
 	json_t     *out = json_array();
 	size_t      i;
 
-	if (!version || !is_name_array(names))
+	if (!version || !ep_is_name_array(names))
 	{
 		json_decref(out);
-		return send_error(c, 400, NULL, NULL, "expected {\"version\": string, \"units\": [string, ...]}");
+		return ep_send_error(c, 400, NULL, NULL, "expected {\"version\": string, \"units\": [string, ...]}");
 	}
 	if (!out)
-		return send_error(c, 500, NULL, NULL, "out of memory");
+		return ep_send_error(c, 500, NULL, NULL, "out of memory");
 	pthread_mutex_lock(&agent.lock);
 	json_array_foreach(names, i, v)
 	{
@@ -226,11 +122,11 @@ handle_needs_push(struct MHD_Connection *c, json_t *req)
 		{
 			pthread_mutex_unlock(&agent.lock);
 			json_decref(out);
-			return send_error(c, 500, NULL, NULL, "out of memory");
+			return ep_send_error(c, 500, NULL, NULL, "out of memory");
 		}
 	}
 	pthread_mutex_unlock(&agent.lock);
-	return send_json(c, 200, json_pack("{s:o}", "units", out));
+	return ep_send_json(c, 200, json_pack("{s:o}", "units", out));
 }
 
 /* What an instance was before an update request touched it, to undo the request. */
@@ -344,11 +240,11 @@ result(const char *unit_name, const char *sub, const char *status, const char *e
  * (they need the lock), so a failed write is undone before anyone restarts.
  */
 static enum MHD_Result
-handle_update(struct MHD_Connection *c, json_t *req, const req_body *body)
+handle_update(struct MHD_Connection *c, json_t *req, const ep_body *body)
 {
 	json_t        *updates = json_object_get(req, "updates"), *jk = json_object_get(req, "idempotency_key");
 	const char    *rkey = NULL;
-	uint64_t       h = hash_bytes(body->buf, body->len);
+	uint64_t       h = ep_hash(body->buf, body->len);
 	json_t        *results, *u, *resp;
 	undo_t        *undo;
 	size_t         nundo = 0, i;
@@ -356,16 +252,16 @@ handle_update(struct MHD_Connection *c, json_t *req, const req_body *body)
 	char          *answer;
 	cached_answer *hit;
 
-	if (jk && !(rkey = name_of(jk)))
-		return send_error(c, 400, NULL, NULL, "idempotency_key: must be a string of 1 to %d bytes", AGENT_NAME_MAX);
+	if (jk && !(rkey = ep_name_of(jk)))
+		return ep_send_error(c, 400, NULL, NULL, "idempotency_key: must be a string of 1 to %d bytes", EP_NAME_MAX);
 	if (!json_is_array(updates))
-		return send_error(c, 400, NULL, NULL, "expected {\"idempotency_key\": string, \"updates\": [...]}");
+		return ep_send_error(c, 400, NULL, NULL, "expected {\"idempotency_key\": string, \"updates\": [...]}");
 	json_array_foreach(updates, i, u)
-		if (!json_is_object(u) || !name_of(json_object_get(u, "unit")) || !name_of(json_object_get(u, "subunit")) ||
-			!name_of(json_object_get(u, "version")) || !name_of(json_object_get(u, "key")))
-			return send_error(c, 400, NULL, NULL,
+		if (!json_is_object(u) || !ep_name_of(json_object_get(u, "unit")) || !ep_name_of(json_object_get(u, "subunit")) ||
+			!ep_name_of(json_object_get(u, "version")) || !ep_name_of(json_object_get(u, "key")))
+			return ep_send_error(c, 400, NULL, NULL,
 							  "updates[%zu]: expected {\"unit\", \"subunit\", \"version\", \"key\"}, each a string of 1 to %d bytes",
-							  i, AGENT_NAME_MAX);
+							  i, EP_NAME_MAX);
 
 	undo = calloc(json_array_size(updates) + 1, sizeof(undo_t));
 	results = json_array();
@@ -373,7 +269,7 @@ handle_update(struct MHD_Connection *c, json_t *req, const req_body *body)
 	{
 		free(undo);
 		json_decref(results);
-		return send_error(c, 500, NULL, NULL, "out of memory");
+		return ep_send_error(c, 500, NULL, NULL, "out of memory");
 	}
 
 	pthread_mutex_lock(&agent.lock);
@@ -386,8 +282,8 @@ handle_update(struct MHD_Connection *c, json_t *req, const req_body *body)
 		free(undo);
 		json_decref(results);
 		if (!same)
-			return send_error(c, 422, NULL, NULL, "idempotency_key \"%s\" was used for a different request", rkey);
-		return send_text(c, 200, answer, "application/json", NULL, NULL);
+			return ep_send_error(c, 422, NULL, NULL, "idempotency_key \"%s\" was used for a different request", rkey);
+		return ep_send_text(c, 200, answer, "application/json", NULL, NULL);
 	}
 	update_seq++;
 	json_array_foreach(updates, i, u)
@@ -441,7 +337,7 @@ handle_update(struct MHD_Connection *c, json_t *req, const req_body *body)
 			undo_free(&undo[i]);
 		free(undo);
 		json_decref(results);
-		return send_error(c, 500, NULL, NULL, "cannot record the update: %s", err);
+		return ep_send_error(c, 500, NULL, NULL, "cannot record the update: %s", err);
 	}
 	resp = json_pack("{s:o}", "results", results);     /* "o" takes results over, also on failure */
 	answer = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
@@ -452,7 +348,7 @@ handle_update(struct MHD_Connection *c, json_t *req, const req_body *body)
 	for (i = 0; i < nundo; i++)
 		undo_free(&undo[i]);
 	free(undo);
-	return send_text(c, 200, answer, "application/json", NULL, NULL);
+	return ep_send_text(c, 200, answer, "application/json", NULL, NULL);
 
 oom:
 	for (i = 0; i < nundo; i++)
@@ -462,7 +358,7 @@ oom:
 		undo_free(&undo[i]);
 	free(undo);
 	json_decref(results);
-	return send_error(c, 500, NULL, NULL, "out of memory");
+	return ep_send_error(c, 500, NULL, NULL, "out of memory");
 }
 
 /* POST /v1/health: process state plus a fresh probe of every instance, all at once. */
@@ -478,8 +374,8 @@ handle_health(struct MHD_Connection *c, json_t *req)
 	pid_t      *pids;
 	char      (*reasons)[AGENT_REASON_MAX] = NULL;
 
-	if (!is_name_array(names))
-		return send_error(c, 400, NULL, NULL, "expected {\"units\": [string, ...]}");
+	if (!ep_is_name_array(names))
+		return ep_send_error(c, 400, NULL, NULL, "expected {\"units\": [string, ...]}");
 	json_array_foreach(names, i, v)
 	{
 		unit *u = unit_find(json_string_value(v));
@@ -568,7 +464,7 @@ handle_health(struct MHD_Connection *c, json_t *req)
 	free(st);
 	free(pids);
 	free(reasons);
-	return send_json(c, 200, json_pack("{s:o}", "units", out));
+	return ep_send_json(c, 200, json_pack("{s:o}", "units", out));
 oom:
 	free(probes);
 	free(owner);
@@ -576,7 +472,7 @@ oom:
 	free(pids);
 	free(reasons);
 	json_decref(out);
-	return send_error(c, 500, NULL, NULL, "out of memory");
+	return ep_send_error(c, 500, NULL, NULL, "out of memory");
 }
 
 /*
@@ -593,18 +489,18 @@ handle_tasks(struct MHD_Connection *c, json_t *req)
 	size_t  i;
 
 	if (!json_is_array(cands))
-		return send_error(c, 400, NULL, NULL, "expected {\"candidates\": [{\"unit\", \"subunit\"}, ...]}");
+		return ep_send_error(c, 400, NULL, NULL, "expected {\"candidates\": [{\"unit\", \"subunit\"}, ...]}");
 	json_array_foreach(cands, i, cand)
-		if (!json_is_object(cand) || !name_of(json_object_get(cand, "unit")) ||
-			!name_of(json_object_get(cand, "subunit")))
-			return send_error(c, 400, NULL, NULL, "candidates[%zu]: expected {\"unit\": string, \"subunit\": string}", i);
+		if (!json_is_object(cand) || !ep_name_of(json_object_get(cand, "unit")) ||
+			!ep_name_of(json_object_get(cand, "subunit")))
+			return ep_send_error(c, 400, NULL, NULL, "candidates[%zu]: expected {\"unit\": string, \"subunit\": string}", i);
 	busy = calloc((size_t) agent.nunits + 1, sizeof(int));
 	out = json_array();
 	if (!busy || !out)
 	{
 		free(busy);
 		json_decref(out);
-		return send_error(c, 500, NULL, NULL, "out of memory");
+		return ep_send_error(c, 500, NULL, NULL, "out of memory");
 	}
 	pthread_mutex_lock(&agent.lock);
 	for (int k = 0; k < agent.nunits; k++)
@@ -627,12 +523,12 @@ handle_tasks(struct MHD_Connection *c, json_t *req)
 			pthread_mutex_unlock(&agent.lock);
 			free(busy);
 			json_decref(out);
-			return send_error(c, 500, NULL, NULL, "out of memory");
+			return ep_send_error(c, 500, NULL, NULL, "out of memory");
 		}
 	}
 	pthread_mutex_unlock(&agent.lock);
 	free(busy);
-	return send_json(c, 200, json_pack("{s:o}", "allowed", out));
+	return ep_send_json(c, 200, json_pack("{s:o}", "allowed", out));
 }
 
 /*
@@ -647,7 +543,7 @@ handle_metrics(struct MHD_Connection *c)
 	FILE  *f = open_memstream(&text, &len);
 
 	if (!f)
-		return send_error(c, 500, NULL, NULL, "out of memory");
+		return ep_send_error(c, 500, NULL, NULL, "out of memory");
 	pthread_mutex_lock(&agent.lock);
 	fputs("# HELP conveyor_agent_up 1 if the instance's process is running and its last health probe passed.\n"
 		  "# TYPE conveyor_agent_up gauge\n", f);
@@ -708,14 +604,14 @@ handle_metrics(struct MHD_Connection *c)
 	{
 		fclose(f);
 		free(text);
-		return send_error(c, 500, NULL, NULL, "out of memory");
+		return ep_send_error(c, 500, NULL, NULL, "out of memory");
 	}
 	if (fclose(f) != 0)
 	{
 		free(text);
-		return send_error(c, 500, NULL, NULL, "out of memory");
+		return ep_send_error(c, 500, NULL, NULL, "out of memory");
 	}
-	return send_text(c, 200, text, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
+	return ep_send_text(c, 200, text, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
 }
 
 /* The protocol's routes: path, method, and whether it takes a JSON body. */
@@ -733,7 +629,7 @@ static const struct
 
 /* Checks common to every /v1/ request, then the route's handler. */
 static enum MHD_Result
-dispatch_v1(struct MHD_Connection *c, const char *url, const char *method, req_body *body)
+dispatch_v1(struct MHD_Connection *c, const char *url, const char *method, ep_body *body)
 {
 	const char  *proto = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Conveyor-Protocol");
 	json_t      *req;
@@ -742,26 +638,26 @@ dispatch_v1(struct MHD_Connection *c, const char *url, const char *method, req_b
 	size_t       r;
 
 	if (!authorized(c))
-		return send_error(c, 401, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer", "missing or wrong bearer token");
+		return ep_send_error(c, 401, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer", "missing or wrong bearer token");
 	if (!proto || strcmp(proto, "1") != 0)
-		return send_error(c, 400, NULL, NULL, "unsupported protocol \"%s\" (this agent speaks Conveyor-Protocol: 1)",
+		return ep_send_error(c, 400, NULL, NULL, "unsupported protocol \"%s\" (this agent speaks Conveyor-Protocol: 1)",
 						  proto ? proto : "");
 	for (r = 0; r < sizeof(routes) / sizeof(routes[0]); r++)
 		if (strcmp(url, routes[r].path) == 0)
 			break;
 	if (r == sizeof(routes) / sizeof(routes[0]))
-		return send_error(c, 404, NULL, NULL, "no such endpoint: %s", url);
+		return ep_send_error(c, 404, NULL, NULL, "no such endpoint: %s", url);
 	if (strcmp(method, routes[r].method) != 0)
-		return send_error(c, 405, MHD_HTTP_HEADER_ALLOW, routes[r].method, "use %s", routes[r].method);
+		return ep_send_error(c, 405, MHD_HTTP_HEADER_ALLOW, routes[r].method, "use %s", routes[r].method);
 	if (r == 0)
 		return handle_units(c);
 	if (body->too_big)
-		return send_error(c, 413, NULL, NULL, "request body over %zu bytes", agent.max_body_bytes);
+		return ep_send_error(c, 413, NULL, NULL, "request body over %zu bytes", agent.max_body_bytes);
 	req = json_loadb(body->buf ? body->buf : "", body->len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!req)
-		return send_error(c, 400, NULL, NULL, "invalid JSON: %s", jerr.text);
+		return ep_send_error(c, 400, NULL, NULL, "invalid JSON: %s", jerr.text);
 	if (!json_is_object(req))
-		ret = send_error(c, 400, NULL, NULL, "the body must be a JSON object");
+		ret = ep_send_error(c, 400, NULL, NULL, "the body must be a JSON object");
 	else if (r == 1)
 		ret = handle_needs_push(c, req);
 	else if (r == 2)
@@ -779,13 +675,13 @@ static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
 		   const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-	req_body *body = *con_cls;
+	ep_body *body = *con_cls;
 
 	(void) cls;
 	(void) version;
 	if (!body)
 	{
-		body = calloc(1, sizeof(req_body));
+		body = calloc(1, sizeof(ep_body));
 		if (!body)
 			return MHD_NO;
 		*con_cls = body;
@@ -796,54 +692,31 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
-		if (body->too_big || body->len + n > agent.max_body_bytes)
-		{
-			/* keep reading and dropping, so the client gets a 413 rather than a reset */
-			body->too_big = true;
-			free(body->buf);
-			body->buf = NULL;
-			body->len = body->cap = 0;
-			return MHD_YES;
-		}
-		if (body->len + n > body->cap)
-		{
-			size_t cap = body->cap ? body->cap : 4096;
-			char  *p;
-
-			while (cap < body->len + n)
-				cap *= 2;
-			if (!(p = realloc(body->buf, cap)))
-				return MHD_NO;
-			body->buf = p;
-			body->cap = cap;
-		}
-		memcpy(body->buf + body->len, upload_data, n);
-		body->len += n;
-		return MHD_YES;
+		return ep_body_add(body, upload_data, n, agent.max_body_bytes) ? MHD_YES : MHD_NO;
 	}
 	if (strcmp(url, "/metrics") == 0)
 	{
 		if (strcmp(method, "GET") != 0)
-			return send_error(c, 405, MHD_HTTP_HEADER_ALLOW, "GET", "use GET");
+			return ep_send_error(c, 405, MHD_HTTP_HEADER_ALLOW, "GET", "use GET");
 		return handle_metrics(c);
 	}
 	if (strncmp(url, "/v1/", 4) == 0)
 		return dispatch_v1(c, url, method, body);
-	return send_error(c, 404, NULL, NULL, "no such endpoint: %s", url);
+	return ep_send_error(c, 404, NULL, NULL, "no such endpoint: %s", url);
 }
 
 /* Free a request's body when libmicrohttpd is done with the request. */
 static void
 on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-	req_body *body = *con_cls;
+	ep_body *body = *con_cls;
 
 	(void) cls;
 	(void) c;
 	(void) toe;
 	if (body)
 	{
-		free(body->buf);
+		ep_body_free(body);
 		free(body);
 		*con_cls = NULL;
 	}

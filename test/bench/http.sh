@@ -75,8 +75,8 @@ finish() {
 # ---------------------------------------------------------------- endpoint
 
 echo "http: $(nproc) CPUs; work directory $tmp"
-if ! gcc -std=gnu11 -O2 -Wall -Wextra -Werror -pthread -o "$tmp/bench_endpoint" "$src/test/http/bench_endpoint.c" \
-         -lmicrohttpd -ljansson 2>"$tmp/build.err"; then
+if ! gcc -std=gnu11 -O2 -Wall -Wextra -Werror -pthread -I"$src/agent" -o "$tmp/bench_endpoint" \
+         "$src/test/http/bench_endpoint.c" "$src/agent/endpoint.c" -lmicrohttpd -ljansson 2>"$tmp/build.err"; then
   cat "$tmp/build.err"; fail "the bench endpoint does not build"; finish -
 fi
 echo "== http: the bench endpoint's answers (test/http/bench_endpoint_test.sh)"

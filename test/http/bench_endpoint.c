@@ -70,7 +70,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NAME_MAX_BYTES 200          /* names, versions and keys (the protocol's limit) */
+#include "endpoint.h"          /* agent/endpoint.h: the protocol's answers, shared with conveyor-agent */
+
 #define FLEET_NAME_MAX 64
 #define KEY_HISTORY    4            /* update keys remembered per subunit */
 #define REQUEST_CACHE  64           /* request keys remembered per fleet */
@@ -234,101 +235,17 @@ version_of(const subunit *s)
 
 /* ---------------------------------------------------------------- responses */
 
-static uint64_t
-hash_bytes(const char *p, size_t n)
+/* Every answer's status, for /_stats (endpoint.h's hook). */
+static void
+count_status(unsigned code)
 {
-	uint64_t h = 14695981039346656037ULL;
-
-	for (size_t i = 0; i < n; i++)
-	{
-		h ^= (unsigned char) p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-/* Queue TEXT (malloc'd, taken over) as the answer, with the protocol's headers. */
-static enum MHD_Result
-send_text(struct MHD_Connection *c, unsigned code, char *text, const char *hname, const char *hvalue)
-{
-	struct MHD_Response *r;
-	enum MHD_Result      ret;
-
-	if (!text)
-		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	if (!r)
-	{
-		free(text);
-		return MHD_NO;
-	}
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES ||
-		MHD_add_response_header(r, "Conveyor-Protocol", "1") != MHD_YES ||
-		(hname && MHD_add_response_header(r, hname, hvalue) != MHD_YES))
-	{
-		MHD_destroy_response(r);
-		return MHD_NO;
-	}
 	if (code < NSTATUS)
 		__atomic_add_fetch(&status_count[code], 1, __ATOMIC_RELAXED);
-	ret = MHD_queue_response(c, code, r);
-	MHD_destroy_response(r);
-	return ret;
 }
 
-static enum MHD_Result
-send_json(struct MHD_Connection *c, unsigned code, json_t *body)
-{
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-
-	json_decref(body);
-	return send_text(c, code, text, NULL, NULL);
-}
-
-static enum MHD_Result __attribute__((format(printf, 5, 6)))
-send_error(struct MHD_Connection *c, unsigned code, const char *hname, const char *hvalue, const char *fmt, ...)
-{
-	char    msg[300];
-	va_list ap;
-	json_t *body;
-	char   *text;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	body = json_pack("{s:s}", "error", msg);
-	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
-	return send_text(c, code, text, hname, hvalue);
-}
-
-#define OOM(c) send_error((c), 500, NULL, NULL, "out of memory")
+#define OOM(c) ep_send_error((c), 500, NULL, NULL, "out of memory")
 
 /* ---------------------------------------------------------------- verbs */
-
-/* A name of 1 to 200 bytes, or NULL. */
-static const char *
-name_of(json_t *v)
-{
-	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > NAME_MAX_BYTES)
-		return NULL;
-	return json_string_value(v);
-}
-
-static bool
-is_name_array(json_t *a)
-{
-	size_t  i;
-	json_t *v;
-
-	if (!json_is_array(a))
-		return false;
-	json_array_foreach(a, i, v)
-		if (!name_of(v))
-			return false;
-	return true;
-}
-
 
 /* Versions this endpoint runs: the reference agent's alphabet, so they print without escaping. */
 static bool
@@ -379,7 +296,7 @@ send_stream(struct MHD_Connection *c, FILE *f, char **text)
 		free(*text);
 		return OOM(c);
 	}
-	return send_text(c, 200, *text, NULL, NULL);
+	return ep_send_text(c, 200, *text, "application/json", NULL, NULL);
 }
 
 /* GET /v1/units, printed directly: unit and subunit names are generated, versions are plain. */
@@ -412,14 +329,14 @@ handle_units(struct MHD_Connection *c, fleet *fl)
 static enum MHD_Result
 handle_needs_push(struct MHD_Connection *c, fleet *fl, json_t *req)
 {
-	const char *version = name_of(json_object_get(req, "version"));
+	const char *version = ep_name_of(json_object_get(req, "version"));
 	json_t     *names = json_object_get(req, "units"), *v;
 	char       *text = NULL;
 	size_t      len = 0, i;
 	FILE       *f;
 
-	if (!version || !is_name_array(names))
-		return send_error(c, 400, NULL, NULL, "expected {\"version\": string, \"units\": [string, ...]}");
+	if (!version || !ep_is_name_array(names))
+		return ep_send_error(c, 400, NULL, NULL, "expected {\"version\": string, \"units\": [string, ...]}");
 	if (!(f = open_memstream(&text, &len)))
 		return OOM(c);
 	fputs("{\"units\":[", f);
@@ -449,8 +366,8 @@ handle_health(struct MHD_Connection *c, json_t *req)
 	size_t  len = 0, i;
 	FILE   *f;
 
-	if (!is_name_array(names))
-		return send_error(c, 400, NULL, NULL, "expected {\"units\": [string, ...]}");
+	if (!ep_is_name_array(names))
+		return ep_send_error(c, 400, NULL, NULL, "expected {\"units\": [string, ...]}");
 	if (!(f = open_memstream(&text, &len)))
 		return OOM(c);
 	fputs("{\"units\":[", f);
@@ -500,22 +417,22 @@ handle_update(struct MHD_Connection *c, fleet *fl, json_t *req, const char *body
 {
 	json_t     *updates = json_object_get(req, "updates"), *jk = json_object_get(req, "idempotency_key"), *u;
 	const char *rkey = NULL;
-	uint64_t    h = hash_bytes(body, blen);
+	uint64_t    h = ep_hash(body, blen);
 	char       *text = NULL, *copy;
 	size_t      len = 0, i;
 	FILE       *f;
 	bool        oom = false;
 
-	if (jk && !(rkey = name_of(jk)))
-		return send_error(c, 400, NULL, NULL, "idempotency_key: must be a string of 1 to %d bytes", NAME_MAX_BYTES);
+	if (jk && !(rkey = ep_name_of(jk)))
+		return ep_send_error(c, 400, NULL, NULL, "idempotency_key: must be a string of 1 to %d bytes", EP_NAME_MAX);
 	if (!json_is_array(updates))
-		return send_error(c, 400, NULL, NULL, "expected {\"idempotency_key\": string, \"updates\": [...]}");
+		return ep_send_error(c, 400, NULL, NULL, "expected {\"idempotency_key\": string, \"updates\": [...]}");
 	json_array_foreach(updates, i, u)
-		if (!json_is_object(u) || !name_of(json_object_get(u, "unit")) || !name_of(json_object_get(u, "subunit")) ||
-			!name_of(json_object_get(u, "version")) || !name_of(json_object_get(u, "key")))
-			return send_error(c, 400, NULL, NULL,
+		if (!json_is_object(u) || !ep_name_of(json_object_get(u, "unit")) || !ep_name_of(json_object_get(u, "subunit")) ||
+			!ep_name_of(json_object_get(u, "version")) || !ep_name_of(json_object_get(u, "key")))
+			return ep_send_error(c, 400, NULL, NULL,
 							  "updates[%zu]: expected {\"unit\", \"subunit\", \"version\", \"key\"}, each a string of 1 to %d bytes",
-							  i, NAME_MAX_BYTES);
+							  i, EP_NAME_MAX);
 	if (!(f = open_memstream(&text, &len)))
 		return OOM(c);
 
@@ -532,14 +449,14 @@ handle_update(struct MHD_Connection *c, fleet *fl, json_t *req, const char *body
 				pthread_mutex_unlock(&fl->lock);
 				fclose(f);
 				free(text);
-				return send_error(c, 422, NULL, NULL, "idempotency_key \"%.200s\" was used for another request", rkey);
+				return ep_send_error(c, 422, NULL, NULL, "idempotency_key \"%.200s\" was used for another request", rkey);
 			}
 			fl->requests_replayed++;
 			copy = strdup(e->answer);
 			pthread_mutex_unlock(&fl->lock);
 			fclose(f);
 			free(text);
-			return copy ? send_text(c, 200, copy, NULL, NULL) : OOM(c);
+			return copy ? ep_send_text(c, 200, copy, "application/json", NULL, NULL) : OOM(c);
 		}
 	fl->seq++;
 	fputs("{\"results\":[", f);
@@ -632,7 +549,7 @@ handle_update(struct MHD_Connection *c, fleet *fl, json_t *req, const char *body
 		}
 	}
 	pthread_mutex_unlock(&fl->lock);
-	return send_text(c, 200, text, NULL, NULL);
+	return ep_send_text(c, 200, text, "application/json", NULL, NULL);
 }
 
 /* ---------------------------------------------------------------- control */
@@ -689,7 +606,7 @@ handle_stats(struct MHD_Connection *c)
 		}
 	}
 	pthread_mutex_unlock(&fleets_lock);
-	return send_json(c, 200, root);
+	return ep_send_json(c, 200, root);
 oom:
 	json_decref(root);
 	return OOM(c);
@@ -710,7 +627,7 @@ handle_reset(struct MHD_Connection *c)
 	for (int i = 0; i < NSTATUS; i++)
 		__atomic_store_n(&status_count[i], 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&max_in_flight, __atomic_load_n(&in_flight, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
-	return send_json(c, 200, json_pack("{s:b}", "reset", 1));
+	return ep_send_json(c, 200, json_pack("{s:b}", "reset", 1));
 }
 
 /* ---------------------------------------------------------------- delays */
@@ -810,9 +727,7 @@ delay_main(void *arg)
 
 typedef struct
 {
-	char  *buf;
-	size_t len, cap;
-	bool   too_big;
+	ep_body body;
 	bool   counted;                 /* counted in in_flight */
 	bool   delayed;                 /* held for --delay-ms already */
 } conn_state;
@@ -875,32 +790,32 @@ dispatch_v1(struct MHD_Connection *c, const char *method, int verb, const char *
 	enum MHD_Result ret;
 
 	if (!authorized(c))
-		return send_error(c, 401, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer", "missing or wrong bearer token");
+		return ep_send_error(c, 401, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer", "missing or wrong bearer token");
 	if (!proto || strcmp(proto, "1") != 0)
-		return send_error(c, 400, NULL, NULL, "unsupported protocol \"%.20s\" (this endpoint speaks Conveyor-Protocol: 1)",
+		return ep_send_error(c, 400, NULL, NULL, "unsupported protocol \"%.20s\" (this endpoint speaks Conveyor-Protocol: 1)",
 						  proto ? proto : "");
 	if (verb == NVERBS || verb == V_TASKS || (verb == V_NEEDS_PUSH && !opt.needs_push))
-		return send_error(c, 404, NULL, NULL, "not implemented: /v1/%.40s", rest);
+		return ep_send_error(c, 404, NULL, NULL, "not implemented: /v1/%.40s", rest);
 	if (strcmp(method, verb_method[verb]) != 0)
-		return send_error(c, 405, MHD_HTTP_HEADER_ALLOW, verb_method[verb], "use %s", verb_method[verb]);
+		return ep_send_error(c, 405, MHD_HTTP_HEADER_ALLOW, verb_method[verb], "use %s", verb_method[verb]);
 	if (!(fl = fleet_get(fname)))
-		return send_error(c, 503, NULL, NULL, "no room for another fleet (--max-fleets %d)", opt.max_fleets);
+		return ep_send_error(c, 503, NULL, NULL, "no room for another fleet (--max-fleets %d)", opt.max_fleets);
 	pthread_mutex_lock(&fl->lock);
 	fl->requests[verb]++;
 	pthread_mutex_unlock(&fl->lock);
 	if (verb == V_UNITS)
 		return handle_units(c, fl);
-	if (st->too_big)
-		return send_error(c, 413, NULL, NULL, "request body over %zu bytes", opt.max_body);
-	req = json_loadb(st->buf ? st->buf : "", st->len, JSON_REJECT_DUPLICATES, &jerr);
+	if (st->body.too_big)
+		return ep_send_error(c, 413, NULL, NULL, "request body over %zu bytes", opt.max_body);
+	req = json_loadb(st->body.buf ? st->body.buf : "", st->body.len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!req)
-		return send_error(c, 400, NULL, NULL, "invalid JSON: %s", jerr.text);
+		return ep_send_error(c, 400, NULL, NULL, "invalid JSON: %s", jerr.text);
 	if (!json_is_object(req))
-		ret = send_error(c, 400, NULL, NULL, "the body must be a JSON object");
+		ret = ep_send_error(c, 400, NULL, NULL, "the body must be a JSON object");
 	else if (verb == V_NEEDS_PUSH)
 		ret = handle_needs_push(c, fl, req);
 	else if (verb == V_UPDATE)
-		ret = handle_update(c, fl, req, st->buf ? st->buf : "", st->len);
+		ret = handle_update(c, fl, req, st->body.buf ? st->body.buf : "", st->body.len);
 	else
 		ret = handle_health(c, req);
 	json_decref(req);
@@ -941,37 +856,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
-		if (st->too_big || st->len + n > opt.max_body)
-		{
-			/* read and drop the rest, so the client gets a 413 rather than a reset */
-			st->too_big = true;
-			free(st->buf);
-			st->buf = NULL;
-			st->len = st->cap = 0;
-			return MHD_YES;
-		}
-		if (st->len + n > st->cap)
-		{
-			size_t cap = st->cap ? st->cap : 16384;
-			char  *p;
-
-			while (cap < st->len + n)
-				cap *= 2;
-			if (!(p = realloc(st->buf, cap)))
-				return MHD_NO;
-			st->buf = p;
-			st->cap = cap;
-		}
-		memcpy(st->buf + st->len, upload_data, n);
-		st->len += n;
-		return MHD_YES;
+		return ep_body_add(&st->body, upload_data, n, opt.max_body) ? MHD_YES : MHD_NO;
 	}
 	if (strcmp(url, "/_stats") == 0)
-		return strcmp(method, "GET") == 0 ? handle_stats(c) : send_error(c, 405, MHD_HTTP_HEADER_ALLOW, "GET", "use GET");
+		return strcmp(method, "GET") == 0 ? handle_stats(c) : ep_send_error(c, 405, MHD_HTTP_HEADER_ALLOW, "GET", "use GET");
 	if (strcmp(url, "/_reset") == 0)
-		return strcmp(method, "POST") == 0 ? handle_reset(c) : send_error(c, 405, MHD_HTTP_HEADER_ALLOW, "POST", "use POST");
+		return strcmp(method, "POST") == 0 ? handle_reset(c) : ep_send_error(c, 405, MHD_HTTP_HEADER_ALLOW, "POST", "use POST");
 	if ((verb = route(url, fname, &rest)) < 0)
-		return send_error(c, 404, NULL, NULL, "no such endpoint");
+		return ep_send_error(c, 404, NULL, NULL, "no such endpoint");
 	if (opt.delay_ms > 0 && !st->delayed)
 	{
 		st->delayed = true;
@@ -993,7 +885,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_Reque
 		return;
 	if (st->counted)
 		__atomic_sub_fetch(&in_flight, 1, __ATOMIC_RELAXED);
-	free(st->buf);
+	ep_body_free(&st->body);
 	free(st);
 	*con_cls = NULL;
 }
@@ -1103,6 +995,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_endpoint: cannot start the timer thread\n");
 		return 1;
 	}
+	ep_on_status = count_status;
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 						 MHD_USE_TURBO | MHD_USE_ERROR_LOG,
 						 (uint16_t) opt.port, NULL, NULL, on_request, NULL,
