@@ -1,5 +1,5 @@
 -- How a step plans its statements (300_engine.sql, _step_plans): generic
--- plans for a small fleet, auto above 100 subunits, never leaking into the
+-- plans for a small fleet, custom plans above 100 subunits, never leaking into the
 -- caller's session; and pushes on either side of the line, with batches larger
 -- than the line, finish with every subunit on the version.
 BEGIN;
@@ -12,8 +12,8 @@ SELECT conveyor.push_plan_create('cvt_half', '[{"scope": "*", "amount": "50%"}]'
 -- the rule
 SELECT is(conveyor._step_plans(0), 'force_generic_plan', 'no subunits: generic plans');
 SELECT is(conveyor._step_plans(100), 'force_generic_plan', '100 subunits: generic plans');
-SELECT is(conveyor._step_plans(101), 'auto', '101 subunits: auto (custom plans see the arrays'' sizes)');
-SELECT is(conveyor._step_plans(NULL), 'auto', 'unknown size: auto');
+SELECT is(conveyor._step_plans(101), 'force_custom_plan', '101 subunits: custom plans (they see the arrays'' sizes; auto would turn generic after five runs)');
+SELECT is(conveyor._step_plans(NULL), 'force_custom_plan', 'unknown size: custom plans');
 RESET plan_cache_mode;
 
 -- a small fleet (8 subunits) and a large one (2 units x 150), each pushed in

@@ -11,18 +11,21 @@
 -- the step's statements take ids and small arrays, their best plan does not
 -- depend on the values, yet under auto a statement whose custom plan looks
 -- cheaper is planned again at every execution (8% of a worker's CPU per
--- transition). Above, auto: a generic plan guesses 10 elements per array and
--- would join two large arrays by nested loop (a batch of 10,000 answers took
--- 13 s instead of milliseconds). Local to the step: _push_step's SET clause
+-- transition). Above, custom plans: a generic plan guesses 10 elements per
+-- array and would join two large arrays by nested loop (a batch of 10,000
+-- answers took 13 s instead of milliseconds). Not auto: from a statement's
+-- sixth execution auto takes the generic plan whenever its estimate looks
+-- cheaper, and that estimate is the 10-element guess, so every push of a big
+-- fleet after the first few took 13 s again. Local to the step: _push_step's SET clause
 -- restores the setting when it returns. (A bare SELECT of an expression, so
 -- the planner inlines it: a SQL function it cannot inline is planned anew at
 -- every call.)
 CREATE FUNCTION conveyor._step_plans(n_subunits int) RETURNS text
 LANGUAGE sql VOLATILE AS $$
-    SELECT set_config('plan_cache_mode', CASE WHEN n_subunits <= 100 THEN 'force_generic_plan' ELSE 'auto' END, true);
+    SELECT set_config('plan_cache_mode', CASE WHEN n_subunits <= 100 THEN 'force_generic_plan' ELSE 'force_custom_plan' END, true);
 $$;
 COMMENT ON FUNCTION conveyor._step_plans(int) IS
-    'internal: generic plans for the rest of a step when the fleet is small (at most 100 subunits), else auto';
+    'internal: generic plans for the rest of a step when the fleet is small (at most 100 subunits), else custom plans';
 REVOKE EXECUTE ON FUNCTION conveyor._step_plans(int) FROM PUBLIC;   -- as every internal function (190_access.sql)
 
 -- Advance one push as far as it can go without waiting (bounded), in the
@@ -39,8 +42,9 @@ REVOKE EXECUTE ON FUNCTION conveyor._step_plans(int) FROM PUBLIC;   -- as every 
 --           against its fault tolerance
 --   bake    check_health at the service's interval until the bake is over
 --
--- Plans: the step starts under plan_cache_mode auto, and _step_plans picks
--- generic plans once get_units shows a small fleet (see there).
+-- Plans: the step starts under plan_cache_mode auto; _step_plans picks
+-- generic or custom plans from the size of a phase already planned, and again
+-- from the fleet's size whenever get_units answers (see there).
 CREATE OR REPLACE FUNCTION conveyor._push_step(p_id bigint) RETURNS void
 LANGUAGE plpgsql SET plan_cache_mode = auto AS $$
 <<step_fn>>
@@ -109,6 +113,12 @@ BEGIN
       INTO phs, scopes, amounts
       FROM conveyor.push_phase x WHERE x.push_id = p.id;
     ph := phs[p.phase + 1];
+    -- a step that resumes a planned phase may not call get_units (an http
+    -- send's answer is taken in the step after the send): the phase's size
+    -- bounds the arrays its statements join, so it picks their plans
+    IF ph.targets IS NOT NULL THEN
+        PERFORM conveyor._step_plans(ph.targets + coalesce(ph.already, 0));
+    END IF;
     v_due := p.next_step_at;
     http := t.transport = 'http';
     IF http THEN
