@@ -8,7 +8,7 @@
 #include "postgres.h"
 
 /*
- * Advance due pushes, one step per short transaction; return the
+ * Advance due pushes, a few steps per short transaction; return the
  * milliseconds until the next push is due (0 to go again at once).
  */
 extern long cv_engine_work(MemoryContext loop_context);

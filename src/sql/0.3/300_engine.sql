@@ -109,9 +109,10 @@ BEGIN
     END IF;
     SELECT * INTO s FROM conveyor.service WHERE name = p.service;
     SELECT * INTO t FROM conveyor.push_type WHERE name = s.push_type;
-    SELECT array_agg(x ORDER BY x.position), array_agg(x.scope ORDER BY x.position), array_agg(x.amount ORDER BY x.position)
+    -- (ordered once, by the index, not sorted again for each aggregate)
+    SELECT array_agg(x.ph), array_agg((x.ph).scope), array_agg((x.ph).amount)
       INTO phs, scopes, amounts
-      FROM conveyor.push_phase x WHERE x.push_id = p.id;
+      FROM (SELECT y AS ph FROM conveyor.push_phase y WHERE y.push_id = p.id ORDER BY y.position) x;
     ph := phs[p.phase + 1];
     -- a step that resumes a planned phase may not call get_units (an http
     -- send's answer is taken in the step after the send): the phase's size
@@ -363,10 +364,10 @@ BEGIN
 
                 -- send: the next batch, keeping at most max_in_flight updates in flight
                 IF n_pending > 0 AND n_sent < s.max_in_flight THEN
+                    -- (in b's order: no sort per aggregate)
                     SELECT jsonb_agg(jsonb_build_object('unit', b.unit, 'subunit', b.subunit,
-                                                        'version', b.to_version, 'key', b.idempotency_key)
-                                     ORDER BY b.unit, b.subunit),
-                           array_agg(b.unit ORDER BY b.unit, b.subunit), array_agg(b.subunit ORDER BY b.unit, b.subunit)
+                                                        'version', b.to_version, 'key', b.idempotency_key)),
+                           array_agg(b.unit), array_agg(b.subunit)
                       INTO batch, batch_units, batch_subunits
                       FROM (SELECT x.unit, x.subunit, x.to_version, x.idempotency_key
                               FROM conveyor.push_subunit x
