@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "engine.h"
+#include "http_call.h"
 #include "txn.h"
 
 /* Steps one call of cv_engine_work takes before returning to the worker loop. */
@@ -236,6 +237,9 @@ cv_engine_work(MemoryContext loop_context)
 				 !TimestampDifferenceExceeds(started, GetCurrentTimestamp(), ENGINE_TXN_MS));
 		cv_txn_commit();
 		MemoryContextReset(loop_context);
+		/* calls of other pushes wait for the worker loop: no more steps first */
+		if (cv_http_worker_busy())
+			break;
 	}
 	return 0;
 }

@@ -9,9 +9,10 @@
 #define HTTP_CALL_H
 
 extern void cv_http_worker_claim(void);
+extern bool cv_http_worker_busy(void);
 extern long cv_http_worker_timeout(void);
-extern void cv_http_worker_wait(long timeout_ms);
-extern void cv_http_worker_progress(void);
+extern bool cv_http_worker_wait(long timeout_ms);
+extern bool cv_http_worker_progress(void);
 extern void cv_http_worker_reset(void);
 extern void cv_http_worker_shutdown(void);
 

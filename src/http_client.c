@@ -619,14 +619,16 @@ cvh_timeout_ms(CvhMulti *m)
 
 /*
  * Sleep until one of curl's sockets is ready, the latch is set, or timeout_ms
- * passes (-1: no timeout). The caller checks for interrupts afterwards.
+ * passes (-1: no timeout); whether the latch was set. The caller checks for
+ * interrupts afterwards.
  */
-void
+bool
 cvh_wait(CvhMulti *m, long timeout_ms, unsigned int wait_event_info)
 {
 	WaitEventSet *set;
 	WaitEvent  *occurred;
 	int			n;
+	bool		latch = false;
 
 	set = CreateWaitEventSet(CurrentMemoryContext, m->nsocks + 2);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
@@ -648,7 +650,10 @@ cvh_wait(CvhMulti *m, long timeout_ms, unsigned int wait_event_info)
 	for (int k = 0; k < n; k++)
 	{
 		if (occurred[k].events & WL_LATCH_SET)
+		{
 			ResetLatch(MyLatch);
+			latch = true;
+		}
 		if (!(occurred[k].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE)))
 			continue;
 		for (int i = 0; i < m->nsocks; i++)
@@ -663,6 +668,7 @@ cvh_wait(CvhMulti *m, long timeout_ms, unsigned int wait_event_info)
 	}
 	pfree(occurred);
 	FreeWaitEventSet(set);
+	return latch;
 }
 
 /* Let curl work on ready sockets and expired timers; collect finished requests. */

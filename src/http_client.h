@@ -83,7 +83,7 @@ extern bool cvh_retry(CvhMulti *m, CvhRequest *r, const char *why);
 extern void cvh_cancel_owner(CvhMulti *m, const void *owner);
 extern int	cvh_active(CvhMulti *m);
 extern long cvh_timeout_ms(CvhMulti *m);
-extern void cvh_wait(CvhMulti *m, long timeout_ms, unsigned int wait_event_info);
+extern bool cvh_wait(CvhMulti *m, long timeout_ms, unsigned int wait_event_info);
 extern void cvh_drive(CvhMulti *m);
 extern CvhRequest *cvh_take_done(CvhMulti *m);
 extern const char *cvh_host_refused(const char *url);

@@ -19,6 +19,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timeout.h"
+#include "utils/timestamp.h"
 
 #include "engine.h"
 #include "http_call.h"
@@ -81,6 +82,35 @@ worker_should_exit(pid_t launcher_pid)
 	current = cv_shared->launcher_pid;
 	SpinLockRelease(&cv_shared->mutex);
 	return current != launcher_pid || cv_dropping_db() == MyDatabaseId;
+}
+
+/*
+ * With calls in flight: sleep on their sockets and take their answers as
+ * they come, for up to sleep_ms. Going round the main loop for every answer
+ * cost two transactions each (the extension check, a look for due pushes),
+ * CPU the endpoints on the same machine could use. Back to the main loop
+ * when calls were recorded (their pushes are due), the latch was set (a push
+ * changed), a reload is pending, no call is left, or sleep_ms is over.
+ */
+static void
+worker_take_answers(long sleep_ms)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
+
+	for (;;)
+	{
+		long		http_ms = cv_http_worker_timeout();
+		long		left = (long) ((until - GetCurrentTimestamp()) / 1000);
+		bool		woken = false;
+
+		if (http_ms < 0)
+			return;				/* no call in flight */
+		/* at least a look at the sockets, without waiting, when time is up */
+		woken = cv_http_worker_wait(left <= 0 || http_ms == 0 ? 0 : http_ms > 0 ? Min(left, http_ms) : left);
+		CHECK_FOR_INTERRUPTS();
+		if (cv_http_worker_progress() || woken || ConfigReloadPending || left <= 0)
+			return;
+	}
 }
 
 /* Push worker main loop. */
@@ -166,19 +196,14 @@ cv_worker_main(Datum arg)
 		}
 
 		pgstat_report_activity(STATE_IDLE, NULL);
-		if (sleep_ms > 0)
+		if (http_ms >= 0)
+			worker_take_answers(sleep_ms);
+		else if (sleep_ms > 0)
 		{
-			/* with calls in flight, their sockets wake us too */
-			if (http_ms >= 0)
-				cv_http_worker_wait(sleep_ms);
-			else
-			{
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 sleep_ms, PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
-			}
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
 		}
 		CHECK_FOR_INTERRUPTS();
-		cv_http_worker_progress();
 	}
 }
