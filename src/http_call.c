@@ -110,6 +110,8 @@ typedef struct CvCall
 	Chunk	   *chunks;
 	int			nchunks;
 	int			outstanding;	/* requests not yet answered */
+	int			nupdates;		/* send_update: updates asked for */
+	int			ndone;			/* send_update: answered done */
 	int			nrequests;		/* requests made, retries included */
 	bool		failed;
 	CvhOutcome	fail_kind;
@@ -549,6 +551,7 @@ call_start(CvhMulti *m, CvCall *c)
 			cJSON_AddArrayToObject(c->result, "errors");
 			cJSON_AddArrayToObject(c->result, "deferred");
 			items = J_GET(c->request, "updates");
+			c->nupdates = cJSON_GetArraySize(items);
 			break;
 		case CALL_CHECK_HEALTH:
 			c->result = cJSON_CreateObject();
@@ -1026,7 +1029,10 @@ take_update(CvCall *c, cJSON *sent, cJSON *body)
 		result_add(c, "units", cJSON_DetachItemFromObjectCaseSensitive(v, "unit"));
 		result_add(c, "subunits", cJSON_DetachItemFromObjectCaseSensitive(v, "subunit"));
 		if (strcmp(st, "done") == 0)
+		{
 			result_add(c, "errors", cJSON_CreateNull());
+			c->ndone++;
+		}
 		else
 		{
 			snprintf(e, sizeof(e), "%s", err ? err : "refused");
@@ -1230,10 +1236,44 @@ stack_push(cJSON **stack, int *cap, int depth, cJSON *node)
 	return stack;
 }
 
+/* Buffers for jb_cstring: an object's key, and a string value. */
+enum
+{
+	JB_KEY,
+	JB_VALUE
+};
+
+/*
+ * A jsonb string NUL-terminated, in buffer slot's memory, reused from call to
+ * call (valid until the next call for the slot; cJSON copies what it keeps).
+ * NULL: out of memory.
+ */
+static const char *
+jb_cstring(int slot, const char *val, int len)
+{
+	static char *buf[2] = {NULL, NULL};
+	static size_t cap[2] = {0, 0};
+
+	if ((size_t) len + 1 > cap[slot])
+	{
+		size_t		want = Max(Max((size_t) len + 1, cap[slot] * 2), 256);
+		char	   *grown = realloc(buf[slot], want);
+
+		if (grown == NULL)
+			return NULL;
+		buf[slot] = grown;
+		cap[slot] = want;
+	}
+	memcpy(buf[slot], val, len);
+	buf[slot][len] = '\0';
+	return buf[slot];
+}
+
 /* A jsonb scalar as cJSON (NULL: out of memory). */
 static cJSON *
 cjson_scalar(JsonbValue *v)
 {
+	const char *str;
 	char	   *s;
 	cJSON	   *j;
 
@@ -1248,9 +1288,8 @@ cjson_scalar(JsonbValue *v)
 			j = cJSON_CreateNumber(strtod(s, NULL));
 			break;
 		case jbvString:
-			s = pnstrdup(v->val.string.val, v->val.string.len);
-			j = cJSON_CreateString(s);
-			break;
+			str = jb_cstring(JB_VALUE, v->val.string.val, v->val.string.len);
+			return str ? cJSON_CreateString(str) : NULL;
 		default:
 			return NULL;
 	}
@@ -1273,7 +1312,7 @@ cjson_from_jsonb(Jsonb *jb)
 	cJSON	  **stack = NULL;
 	int			depth = 0;
 	int			cap = 0;
-	char	   *key = NULL;
+	const char *key = NULL;
 	bool		ok = true;
 
 	while (ok && (tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
@@ -1283,7 +1322,8 @@ cjson_from_jsonb(Jsonb *jb)
 
 		if (tok == WJB_KEY)
 		{
-			key = pnstrdup(v.val.string.val, v.val.string.len);
+			key = jb_cstring(JB_KEY, v.val.string.val, v.val.string.len);
+			ok = key != NULL;
 			continue;
 		}
 		if (tok == WJB_END_ARRAY || tok == WJB_END_OBJECT)
@@ -1318,11 +1358,7 @@ cjson_from_jsonb(Jsonb *jb)
 			cJSON_AddItemToObject(parent, key ? key : "", node);
 		else
 			cJSON_AddItemToArray(parent, node);
-		if (key)
-		{
-			pfree(key);
-			key = NULL;
-		}
+		key = NULL;
 		if (tok == WJB_BEGIN_ARRAY || tok == WJB_BEGIN_OBJECT)
 		{
 			stack = stack_push(stack, &cap, depth, node);
@@ -1418,6 +1454,16 @@ call_record(CvCall *c)
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *result = NULL;
 
+	if (!c->failed && c->verb == CALL_SEND_UPDATE && c->ndone == c->nupdates &&
+		cJSON_GetArraySize(J_GET(c->result, "errors")) == c->ndone &&
+		cJSON_GetArraySize(J_GET(c->result, "deferred")) == 0)
+	{
+		/* every update done: the step knows which it sent, so they are not listed */
+		cJSON_ReplaceItemInObjectCaseSensitive(c->result, "units", cJSON_CreateArray());
+		cJSON_ReplaceItemInObjectCaseSensitive(c->result, "subunits", cJSON_CreateArray());
+		cJSON_ReplaceItemInObjectCaseSensitive(c->result, "errors", cJSON_CreateArray());
+		cJSON_AddTrueToObject(c->result, "all_done");
+	}
 	if (!c->failed)
 	{
 		result = cJSON_PrintUnformatted(c->result);

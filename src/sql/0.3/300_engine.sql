@@ -379,10 +379,17 @@ BEGIN
                     IF http THEN
                         call_req := jsonb_build_object('updates', batch);
                         cr := conveyor._http_result(p.id, verb, call_req);
-                        SELECT ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'units')) AS units,
-                               ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'subunits')) AS subunits,
-                               ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'errors')) AS errors
-                          INTO answer;
+                        IF (cr->'result'->>'all_done')::boolean THEN
+                            -- every update of the batch answered done (the worker does not list them)
+                            SELECT batch_units AS units, batch_subunits AS subunits,
+                                   array_fill(NULL::text, ARRAY[coalesce(cardinality(batch_units), 0)]) AS errors
+                              INTO answer;
+                        ELSE
+                            SELECT ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'units')) AS units,
+                                   ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'subunits')) AS subunits,
+                                   ARRAY(SELECT jsonb_array_elements_text(cr->'result'->'errors')) AS errors
+                              INTO answer;
+                        END IF;
                         -- updates task control held back stay pending for a later round
                         n_deferred := jsonb_array_length(cr->'result'->'deferred');
                         IF n_deferred > 0 THEN
