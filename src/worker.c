@@ -101,12 +101,12 @@ worker_take_answers(long sleep_ms)
 	{
 		long		http_ms = cv_http_worker_timeout();
 		long		left = (long) ((until - GetCurrentTimestamp()) / 1000);
-		bool		woken = false;
+		bool		woken;
 
 		if (http_ms < 0)
 			return;				/* no call in flight */
 		/* at least a look at the sockets, without waiting, when time is up */
-		woken = cv_http_worker_wait(left <= 0 || http_ms == 0 ? 0 : http_ms > 0 ? Min(left, http_ms) : left);
+		woken = cv_http_worker_wait(left <= 0 ? 0 : Min(left, http_ms));
 		CHECK_FOR_INTERRUPTS();
 		if (cv_http_worker_progress() || woken || ConfigReloadPending || left <= 0)
 			return;
@@ -190,9 +190,8 @@ cv_worker_main(Datum arg)
 			sleep_ms = Min(sleep_ms, cv_engine_work(loop_context));
 			/* calls the steps asked for go out now, outside any transaction */
 			cv_http_worker_claim();
+			/* worker_take_answers keeps to the calls' own timeouts */
 			http_ms = cv_http_worker_timeout();
-			if (http_ms >= 0)
-				sleep_ms = Min(sleep_ms, http_ms);
 		}
 
 		pgstat_report_activity(STATE_IDLE, NULL);
