@@ -20,22 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int	npassed;
-static int	nfailed;
-
-/* Count a check; on failure say where and why, then carry on. */
-#define CHECK(cond, ...) \
-	do { \
-		if (cond) \
-			npassed++; \
-		else \
-		{ \
-			nfailed++; \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__); \
-			fputc('\n', stderr); \
-		} \
-	} while (0)
+#include "unit_check.h"
 
 /* Relative tolerance for statistics computed two ways (the brief: 1e-9). */
 #define REL_TOL		1e-9
@@ -1099,6 +1084,5 @@ main(void)
 	test_pairwise_select();
 	test_mw_classification();
 	test_normal_quantile();
-	printf("%d passed, %d failed\n", npassed, nfailed);
-	return nfailed == 0 ? 0 : 1;
+	return CHECK_REPORT();
 }

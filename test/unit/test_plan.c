@@ -16,22 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int	npassed;
-static int	nfailed;
-
-/* Count a check; on failure say where and why, then carry on. */
-#define CHECK(cond, ...) \
-	do { \
-		if (cond) \
-			npassed++; \
-		else \
-		{ \
-			nfailed++; \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__); \
-			fputc('\n', stderr); \
-		} \
-	} while (0)
+#include "unit_check.h"
 
 /* ------------------------------------------------------------------------
  * Helpers: owned strings and fleets
@@ -1380,6 +1365,5 @@ main(void)
 	test_plan_restart();
 	test_plan_strings();
 	pool_release();
-	printf("%d passed, %d failed\n", npassed, nfailed);
-	return nfailed == 0 ? 0 : 1;
+	return CHECK_REPORT();
 }
