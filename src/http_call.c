@@ -1454,11 +1454,13 @@ call_record(CvCall *c)
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *result = NULL;
 
-	if (!c->failed && c->verb == CALL_SEND_UPDATE && c->ndone == c->nupdates &&
-		cJSON_GetArraySize(J_GET(c->result, "errors")) == c->ndone &&
-		cJSON_GetArraySize(J_GET(c->result, "deferred")) == 0)
+	if (!c->failed && c->verb == CALL_SEND_UPDATE && c->ndone == c->nupdates)
 	{
-		/* every update done: the step knows which it sent, so they are not listed */
+		/*
+		 * Every update done (each has one answer, so none was refused,
+		 * deferred or left unsent): the step knows which it sent, so they
+		 * are not listed.
+		 */
 		cJSON_ReplaceItemInObjectCaseSensitive(c->result, "units", cJSON_CreateArray());
 		cJSON_ReplaceItemInObjectCaseSensitive(c->result, "subunits", cJSON_CreateArray());
 		cJSON_ReplaceItemInObjectCaseSensitive(c->result, "errors", cJSON_CreateArray());
