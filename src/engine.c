@@ -42,6 +42,13 @@
 #define ENGINE_TXN_MS 10
 
 /*
+ * The bound instead while this worker has calls in flight or to send: their
+ * answers and requests wait for the transaction's end, and a push waiting on
+ * a fast endpoint should not wait long behind many others' steps.
+ */
+#define ENGINE_TXN_MS_CALLS 1
+
+/*
  * When every due push is held by another worker, wait this long before
  * looking again rather than spinning: the holder commits within a step.
  */
@@ -66,7 +73,12 @@ engine_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 	return *slot;
 }
 
-/* Claim the most overdue push nobody else is working on; 0 if none is due. */
+/*
+ * Claim the due push first in the queue that nobody else is working on; 0 if
+ * none is due. The queue orders by next_step_at, except that a push back from
+ * a call stands behind by the call's duration (conveyor.push.queue_at, at
+ * most 1 s): the index is scanned only that far past now.
+ */
 static int64
 engine_claim(void)
 {
@@ -77,7 +89,8 @@ engine_claim(void)
 
 	if (SPI_execute_plan(engine_plan(&plan, "SELECT id FROM conveyor.push"
 									 " WHERE state = 'running' AND next_step_at <= clock_timestamp()"
-									 " ORDER BY next_step_at LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL),
+									 " AND greatest(next_step_at, queue_at) <= clock_timestamp() + interval '1 second'"
+									 " ORDER BY greatest(next_step_at, queue_at) LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL),
 						 NULL, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: claiming a push failed");
 	if (SPI_processed == 0)
@@ -217,6 +230,7 @@ cv_engine_work(MemoryContext loop_context)
 	{
 		TimestampTz started;
 		int			k = 0;
+		int			txn_ms = cv_http_worker_busy() ? ENGINE_TXN_MS_CALLS : ENGINE_TXN_MS;
 
 		CHECK_FOR_INTERRUPTS();
 		cv_txn_begin("conveyor: looking for a due push");
@@ -234,7 +248,7 @@ cv_engine_work(MemoryContext loop_context)
 			k++;
 			CHECK_FOR_INTERRUPTS();
 		} while (k < ENGINE_TXN_STEPS && n < ENGINE_BURST &&
-				 !TimestampDifferenceExceeds(started, GetCurrentTimestamp(), ENGINE_TXN_MS));
+				 !TimestampDifferenceExceeds(started, GetCurrentTimestamp(), txn_ms));
 		cv_txn_commit();
 		MemoryContextReset(loop_context);
 		/* calls of other pushes wait for the worker loop: no more steps first */

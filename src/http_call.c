@@ -35,6 +35,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "http_call.h"
@@ -117,11 +118,23 @@ typedef struct CvCall
 	CvhOutcome	fail_kind;
 	char		error[256];
 	cJSON	   *result;
+	TimestampTz claimed_at;		/* when this worker claimed it */
+	TimestampTz answered_at;	/* when its last answer was taken */
 	struct CvCall *next;
 } CvCall;
 
 static CvhMulti *worker_multi = NULL;
 static CvCall *worker_calls = NULL;
+
+/*
+ * Calls answered and not yet recorded, the quickest first. A burst of
+ * answers from slow endpoints is recorded a few milliseconds at a time, so
+ * the engine steps in between and an answer from a fast endpoint that came
+ * with the burst is recorded (and its push stepped) first.
+ */
+static CvCall *worker_answered = NULL;
+#define RECORD_TXN_MS 1
+
 static bool worker_reset_needed = false;
 
 /*
@@ -133,6 +146,13 @@ static bool worker_reset_needed = false;
 #define CLAIM_ANYWAY_SECONDS 2
 static bool calls_recorded = true;		/* a new worker looks at once */
 static time_t last_claim = 0;
+
+/*
+ * A claim takes pending calls only; every few seconds it also sweeps: takes
+ * calls lost in flight (their worker died) and drops those of ended pushes.
+ */
+#define SWEEP_SECONDS 2
+static time_t last_sweep = 0;
 
 /*
  * Interned endpoint names: requests to one endpoint share the push type's
@@ -1189,6 +1209,7 @@ calls_progress(CvhMulti *m, CvCall **calls)
 		if (c->failed || c->outstanding == 0)
 		{
 			*link = c->next;
+			c->answered_at = GetCurrentTimestamp();
 			c->next = complete;
 			complete = c;
 			continue;
@@ -1196,6 +1217,23 @@ calls_progress(CvhMulti *m, CvCall **calls)
 		link = &c->next;
 	}
 	return complete;
+}
+
+/* Put answered calls into *list, kept in order of how long each took. */
+static void
+calls_by_duration(CvCall **list, CvCall *add)
+{
+	while (add)
+	{
+		CvCall	   *c = add;
+		CvCall	  **link = list;
+
+		add = c->next;
+		while (*link && (*link)->answered_at - (*link)->claimed_at <= c->answered_at - c->claimed_at)
+			link = &(*link)->next;
+		c->next = *link;
+		*link = c;
+	}
 }
 
 /* --------------------------------------------------------------- setup */
@@ -1493,6 +1531,19 @@ call_record(CvCall *c)
 		elog(ERROR, "conveyor: recording a push-type call failed");
 }
 
+/* Free a list of calls. */
+static void
+calls_free(CvCall *list)
+{
+	while (list)
+	{
+		CvCall	   *c = list;
+
+		list = c->next;
+		call_free(c);
+	}
+}
+
 /*
  * Record finished calls, all in one short transaction (the worker has none
  * open), and free them. One commit for all: under load many calls end
@@ -1517,17 +1568,44 @@ calls_record(CvCall *done)
 	PG_END_TRY();
 }
 
-/* Free a list of calls. */
+/*
+ * Record the answered calls from the head of *list (the quickest first) in
+ * one transaction that takes no more after RECORD_TXN_MS; the rest stay.
+ * Those recorded are freed, even on error (the calls are then released to
+ * be claimed and sent again, as in calls_record).
+ */
 static void
-calls_free(CvCall *list)
+calls_record_some(CvCall **list)
 {
-	while (list)
-	{
-		CvCall	   *c = list;
+	CvCall	   *batch = NULL;
+	CvCall	  **tail = &batch;
 
-		list = c->next;
-		call_free(c);
+	PG_TRY();
+	{
+		TimestampTz started;
+
+		cv_txn_begin("conveyor: recording push-type calls");
+		started = GetCurrentTimestamp();
+		do
+		{
+			CvCall	   *c = *list;
+
+			*list = c->next;
+			c->next = NULL;
+			*tail = c;
+			tail = &c->next;
+			call_record(c);
+		} while (*list && !TimestampDifferenceExceeds(started, GetCurrentTimestamp(), RECORD_TXN_MS));
+		cv_txn_commit();
 	}
+	PG_CATCH();
+	{
+		worker_reset_needed = true;
+		calls_free(batch);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	calls_free(batch);
 }
 
 /* Claim pending calls and start their requests (no transaction may be open). */
@@ -1536,10 +1614,13 @@ cv_http_worker_claim(void)
 {
 	int			active = 0;
 	int			room;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
+	Oid			types[2] = {INT4OID, BOOLOID};
+	Datum		values[2];
+	bool		sweep;
 	CvCall	   *claimed = NULL;
 	CvCall	   *failed_now = NULL;
+
+	static SPIPlanPtr claim_plan = NULL;
 
 	if (worker_reset_needed)
 	{
@@ -1563,10 +1644,22 @@ cv_http_worker_claim(void)
 	if (worker_multi == NULL)
 		worker_multi = cvh_create();
 
+	sweep = time(NULL) - last_sweep >= SWEEP_SECONDS;
+	if (sweep)
+		last_sweep = time(NULL);
+
 	cv_txn_begin("conveyor: claiming push-type calls");
+	if (claim_plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT * FROM conveyor._http_claim($1, $2)", 2, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "conveyor: preparing the claim of push-type calls failed");
+		claim_plan = p;
+	}
 	values[0] = Int32GetDatum(room);
-	if (SPI_execute_with_args("SELECT * FROM conveyor._http_claim($1)", 1, types, values, NULL,
-							  false, 0) != SPI_OK_SELECT)
+	values[1] = BoolGetDatum(sweep);
+	if (SPI_execute_plan(claim_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: claiming push-type calls failed");
 	if (SPI_processed >= (uint64) room)
 		calls_recorded = true;	/* there may be more: look again next time */
@@ -1584,6 +1677,7 @@ cv_http_worker_claim(void)
 			failed_now = c;
 			continue;
 		}
+		c->claimed_at = GetCurrentTimestamp();
 		c->next = claimed;
 		claimed = c;
 	}
@@ -1621,13 +1715,15 @@ cv_http_worker_claim(void)
 bool
 cv_http_worker_busy(void)
 {
-	return worker_calls != NULL || calls_recorded;
+	return worker_calls != NULL || worker_answered != NULL || calls_recorded;
 }
 
 /* Milliseconds until the worker's calls need attention (-1: none in flight). */
 long
 cv_http_worker_timeout(void)
 {
+	if (worker_answered != NULL)
+		return 0;				/* answers to record */
 	if (worker_multi == NULL || worker_calls == NULL)
 		return -1;
 	for (CvCall *c = worker_calls; c; c = c->next)
@@ -1644,28 +1740,18 @@ cv_http_worker_wait(long timeout_ms)
 }
 
 /*
- * Move the calls on; record those that finished (one transaction for all).
- * Whether any was recorded: their pushes are due now.
+ * Move the calls on; record those that finished, the quickest first, in one
+ * short transaction (the rest at the next call). Whether any was recorded:
+ * their pushes are due now.
  */
 bool
 cv_http_worker_progress(void)
 {
-	CvCall	   *done;
-
-	if (worker_multi == NULL || worker_calls == NULL)
+	if (worker_multi != NULL && worker_calls != NULL)
+		calls_by_duration(&worker_answered, calls_progress(worker_multi, &worker_calls));
+	if (worker_answered == NULL)
 		return false;
-	done = calls_progress(worker_multi, &worker_calls);
-	if (done == NULL)
-		return false;
-	PG_TRY();
-	{
-		calls_record(done);
-	}
-	PG_FINALLY();
-	{
-		calls_free(done);
-	}
-	PG_END_TRY();
+	calls_record_some(&worker_answered);
 	return true;
 }
 
@@ -1681,6 +1767,13 @@ cv_http_worker_reset(void)
 		if (worker_multi)
 			cvh_cancel_owner(worker_multi, c);
 		call_free(c);
+		worker_reset_needed = true;
+	}
+	if (worker_answered)
+	{
+		/* answered but not recorded: still 'sending', released and sent again */
+		calls_free(worker_answered);
+		worker_answered = NULL;
 		worker_reset_needed = true;
 	}
 }

@@ -5,6 +5,19 @@
 -- healthchecks evaluated while a phase bakes (docs/healthchecks.md).
 --
 
+-- The order in which workers take due pushes. A push whose call just came
+-- back stands in the queue as if it had become due later by the time the call
+-- took (at most a second): when many pushes are due at once, those back from
+-- a slow endpoint yield to those of fast ones, so a burst of slow answers
+-- arriving together does not hold up a push whose endpoint answers in a
+-- millisecond. A push is never kept waiting by it while a worker is free:
+-- being due is still next_step_at <= now(). Set by _http_record, cleared by
+-- the step; greatest() ignores it once next_step_at moves past it.
+ALTER TABLE conveyor.push ADD COLUMN queue_at timestamptz;
+COMMENT ON COLUMN conveyor.push.queue_at IS
+    'when a push back from a call stands in the queue of due pushes: the answer''s time plus the call''s duration (at most 1 s); NULL: at next_step_at';
+CREATE INDEX push_queue ON conveyor.push ((greatest(next_step_at, queue_at))) WHERE state = 'running';
+
 -- How the rest of a step plans its statements, given the size of the fleet
 -- get_units reported (every array a step joins: targets, batches, answers,
 -- units checked, is at most that large). Up to 100 subunits, generic plans:
@@ -585,7 +598,7 @@ BEGIN
     UPDATE conveyor.push x
        SET state = p.state, phase = p.phase, step = p.step, outcome = p.outcome,
            outcome_reason = p.outcome_reason, next_step_at = p.next_step_at, errors = p.errors,
-           ended_at = p.ended_at
+           ended_at = p.ended_at, queue_at = NULL
      WHERE x.id = p.id;
     IF cardinality(dirty) > 0 THEN
         UPDATE conveyor.push_phase x

@@ -53,6 +53,7 @@ CREATE TABLE conveyor.push_call (
     state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sending', 'answered', 'failed')),
     claimed_by   int,
     claimed_at   timestamptz,
+    claim_expires_at timestamptz,
     claims       int NOT NULL DEFAULT 0,
     requests     int,
     created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -63,7 +64,7 @@ CREATE TABLE conveyor.push_call (
     error_kind   text CHECK (error_kind IN ('retryable', 'final')),
     PRIMARY KEY (push_id, verb)
 );
-CREATE INDEX push_call_pending ON conveyor.push_call (created_at) WHERE state IN ('pending', 'sending');
+CREATE INDEX push_call_pending ON conveyor.push_call (created_at) WHERE state = 'pending';
 -- Requests and answers are kept uncompressed: a call's row lives only until
 -- the push's next step, and compressing a large send's request (a megabyte
 -- for 10,000 updates) at the step and expanding it at the claim cost more
@@ -76,6 +77,8 @@ COMMENT ON COLUMN conveyor.push_call.verb IS
     'a push-type verb, or prometheus: the range queries of the service''s Prometheus healthchecks (docs/healthchecks.md)';
 COMMENT ON COLUMN conveyor.push_call.state IS
     'pending (to be sent), sending (a worker has it), answered or failed (waiting for the push''s next step)';
+COMMENT ON COLUMN conveyor.push_call.claim_expires_at IS
+    'when a call still sending counts as lost even if its worker lives: every attempt''s timeout and backoff, and a minute, after the claim';
 COMMENT ON COLUMN conveyor.push_call.claims IS 'how many times a worker took the call (more than one: re-sent after a crash)';
 COMMENT ON COLUMN conveyor.push_call.requests IS 'HTTP requests the call made, retries included';
 
@@ -256,27 +259,30 @@ END $$;
 COMMENT ON FUNCTION conveyor._http_result(bigint, text, jsonb) IS
     'internal: the answer of an http verb call; raises CVW01 while there is none';
 
--- Record a call for a worker to make, unless the same request is already
--- pending, being sent, or answered and fresh.
 -- Tell this backend's worker loop that it has calls to make (src/http_call.c).
 CREATE FUNCTION conveyor._http_calls_recorded() RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'cv_http_calls_recorded';
 COMMENT ON FUNCTION conveyor._http_calls_recorded() IS
     'internal: marks that the calling worker recorded calls to make, so it claims them at once';
 
+-- Record a call for a worker to make, unless the same request is already
+-- pending, being sent, or answered and fresh. (PL/pgSQL, whose plans live as
+-- long as the session: a SQL function of two statements is parsed and
+-- planned again at every call.)
 CREATE FUNCTION conveyor._http_request(p_id bigint, p_verb text, p_request jsonb) RETURNS void
-LANGUAGE sql AS $$
-    SELECT conveyor._http_calls_recorded();
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM conveyor._http_calls_recorded();
     INSERT INTO conveyor.push_call AS x (push_id, verb, request, request_hash)
     VALUES (p_id, p_verb, p_request, md5(p_request::text))
         ON CONFLICT (push_id, verb) DO UPDATE
        SET request = excluded.request, request_hash = excluded.request_hash, state = 'pending',
-           claimed_by = NULL, claimed_at = NULL, created_at = clock_timestamp(), answered_at = NULL,
+           claimed_by = NULL, claimed_at = NULL, claim_expires_at = NULL, created_at = clock_timestamp(), answered_at = NULL,
            duration_ms = NULL, result = NULL, error = NULL, error_kind = NULL, requests = NULL
      WHERE (x.request_hash <> excluded.request_hash AND NOT (x.verb = 'prometheus' AND x.state IN ('pending', 'sending')))
         OR x.state = 'failed'
         OR (x.state = 'answered' AND x.answered_at <= clock_timestamp() - interval '5 minutes');
-$$;
+END $$;
 COMMENT ON FUNCTION conveyor._http_request(bigint, text, jsonb) IS
     'internal: records an http verb call for a worker to make';
 
@@ -380,42 +386,74 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION conveyor._http_settings(text) IS 'internal: endpoints, token and limits for an http service''s calls';
 
--- A worker takes up to n calls to make: pending ones, and ones whose worker
--- died (or is long past every timeout) while sending, which are re-sent with
--- the same idempotency keys. Calls of pushes no longer running are dropped:
--- a paused push sends nothing.
-CREATE FUNCTION conveyor._http_claim(n int)
+-- A worker takes up to n calls to make: pending ones, and, when it sweeps,
+-- ones whose worker died (or is past every timeout: claim_expires_at) while
+-- sending, which are re-sent with the same idempotency keys; a sweep also
+-- drops the calls of pushes no longer running or paused (a paused push sends
+-- nothing). Workers claim at every turn of their loops while hundreds of
+-- calls may be in flight, and sweep every few seconds: a claim reads only
+-- the pending calls, and their pushes by key (conveyor.push, updated at
+-- every step, is never scanned: a scan reads every dead row version since
+-- its last vacuum).
+CREATE FUNCTION conveyor._http_claim(n int, sweep boolean DEFAULT true)
 RETURNS TABLE (push_id bigint, verb text, request jsonb, request_hash text, push_type text,
                endpoints jsonb, token text, connect_ms int, timeout_ms int, retries int,
                concurrency int, max_batch int, max_bytes int, unitmap jsonb)
 -- a generic plan from the first run: a worker's memory stays flat (under
 -- auto, the sixth run, seconds or hours after start, cached a 100 kB plan)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    -- the live backends (read only to sweep)
+    live int[];
+    -- the pushes with calls to send, or lost in flight
+    cand bigint[];
 BEGIN
-    DELETE FROM conveyor.push_call c USING conveyor.push p
-     WHERE p.id = c.push_id AND p.state NOT IN ('running', 'paused');
+    IF sweep THEN
+        live := ARRAY(SELECT a.pid FROM pg_catalog.pg_stat_get_activity(NULL) a WHERE a.pid IS NOT NULL);
+        -- calls of ended pushes go, except those in flight: their workers record them, then they go
+        DELETE FROM conveyor.push_call c
+         WHERE (c.state <> 'sending' OR c.claimed_by <> ALL (live) OR c.claim_expires_at < clock_timestamp())
+           AND (SELECT p.state FROM conveyor.push p WHERE p.id = c.push_id) NOT IN ('running', 'paused');
+        cand := ARRAY(SELECT c.push_id FROM conveyor.push_call c
+                       WHERE c.state = 'pending'
+                          OR (c.state = 'sending' AND (c.claimed_by <> ALL (live) OR c.claim_expires_at < clock_timestamp())));
+    ELSE
+        cand := ARRAY(SELECT c.push_id FROM conveyor.push_call c WHERE c.state = 'pending');
+    END IF;
+    IF cardinality(cand) = 0 THEN
+        RETURN;
+    END IF;
     RETURN QUERY
     WITH claimable AS (
-        SELECT c.push_id, c.verb
-          FROM conveyor.push_call c
-          JOIN conveyor.push p ON p.id = c.push_id AND p.state = 'running'
-          JOIN conveyor.service s ON s.name = p.service
-          LEFT JOIN conveyor.http_push_type h ON h.name = s.push_type
-         WHERE (h.name IS NOT NULL OR c.verb = 'prometheus')
+        SELECT c.push_id, c.verb, x.lease
+          FROM conveyor.push_call c,
+               -- each call's push, service and push type by key. The plan is
+               -- made once, maybe while the tables were nearly empty; with
+               -- the running state tested here, such a plan read every
+               -- running push through push_queue for each call (20 ms a
+               -- claim). OFFSET 0 keeps that test out of this subquery.
+               LATERAL (SELECT p.state,
+                               h.name AS push_type,
+                               (coalesce(h.request_timeout, '10 seconds') + interval '4 seconds')
+                               * (coalesce(h.retries, 2) + 1) + interval '1 minute' AS lease
+                          FROM conveyor.push p
+                          JOIN conveyor.service s ON s.name = p.service
+                          LEFT JOIN conveyor.http_push_type h ON h.name = s.push_type
+                         WHERE p.id = c.push_id
+                        OFFSET 0) x
+         WHERE c.push_id = ANY (cand)
            AND (c.state = 'pending'
-                OR (c.state = 'sending'
-                    AND (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(c.claimed_by))
-                         OR c.claimed_at < clock_timestamp()
-                                           - (coalesce(h.request_timeout, '10 seconds') + interval '4 seconds')
-                                             * (coalesce(h.retries, 2) + 1)
-                                           - interval '1 minute')))
+                OR (sweep AND c.state = 'sending'
+                    AND (c.claimed_by <> ALL (live) OR c.claim_expires_at < clock_timestamp())))
+           AND x.state = 'running'
+           AND (x.push_type IS NOT NULL OR c.verb = 'prometheus')
          ORDER BY c.created_at
          LIMIT n
            FOR UPDATE OF c SKIP LOCKED),
     claimed AS (
         UPDATE conveyor.push_call c
            SET state = 'sending', claimed_by = pg_catalog.pg_backend_pid(), claimed_at = clock_timestamp(),
-               claims = c.claims + 1
+               claim_expires_at = clock_timestamp() + x.lease, claims = c.claims + 1
           FROM claimable x
          WHERE c.push_id = x.push_id AND c.verb = x.verb
         RETURNING c.push_id, c.verb, c.request, c.request_hash, (SELECT p.service FROM conveyor.push p WHERE p.id = c.push_id) AS service)
@@ -431,7 +469,8 @@ BEGIN
       FROM claimed c
      WHERE c.verb = 'prometheus';
 END $$;
-COMMENT ON FUNCTION conveyor._http_claim(int) IS 'internal: a worker takes calls to make (pending, or orphaned by a crash)';
+COMMENT ON FUNCTION conveyor._http_claim(int, boolean) IS
+    'internal: a worker takes calls to make (pending; sweeping, also those orphaned by a crash) and drops those of ended pushes';
 
 -- A worker records a finished call; the push is due at once. An answer to
 -- a request the push no longer waits for (it moved on, or ended) is dropped.
@@ -440,6 +479,7 @@ CREATE FUNCTION conveyor._http_record(p_id bigint, p_verb text, p_hash text, p_r
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_service text;
+    v_claimed timestamptz;
 BEGIN
     UPDATE conveyor.push_call c
        SET state = CASE WHEN p_error IS NULL THEN 'answered' ELSE 'failed' END,
@@ -447,7 +487,8 @@ BEGIN
            answered_at = clock_timestamp(),
            duration_ms = extract(epoch FROM clock_timestamp() - c.claimed_at) * 1000
      WHERE c.push_id = p_id AND c.verb = p_verb AND c.request_hash = p_hash AND c.state = 'sending'
-       AND c.claimed_by = pg_catalog.pg_backend_pid();
+       AND c.claimed_by = pg_catalog.pg_backend_pid()
+    RETURNING c.claimed_at INTO v_claimed;
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -455,7 +496,11 @@ BEGIN
         SELECT p.service INTO v_service FROM conveyor.push p WHERE p.id = p_id;
         PERFORM conveyor._http_units_seen(v_service, p_result->'endpoints');
     END IF;
-    UPDATE conveyor.push SET next_step_at = clock_timestamp() WHERE id = p_id AND state = 'running';
+    -- due at once; in the queue of due pushes behind those whose calls were quicker
+    UPDATE conveyor.push
+       SET next_step_at = clock_timestamp(),
+           queue_at = clock_timestamp() + least(clock_timestamp() - v_claimed, interval '1 second')
+     WHERE id = p_id AND state = 'running';
 END $$;
 COMMENT ON FUNCTION conveyor._http_record(bigint, text, text, jsonb, text, text, int) IS
     'internal: a worker records the answer (or failure) of a call; the push is due again';
@@ -475,7 +520,7 @@ REVOKE EXECUTE ON FUNCTION
     conveyor._http_get_units_now(text),
     conveyor._http_units_seen(text, jsonb),
     conveyor._http_settings(text),
-    conveyor._http_claim(int),
+    conveyor._http_claim(int, boolean),
     conveyor._http_record(bigint, text, text, jsonb, text, text, int)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
