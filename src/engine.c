@@ -111,9 +111,17 @@ engine_next_due_ms(void)
 	Datum		d;
 	double		ms;
 
-	if (SPI_execute("SELECT (extract(epoch FROM min(next_step_at) - clock_timestamp()) * 1000)::float8"
-					" FROM conveyor.push WHERE state = 'running'",
-					true, 1) != SPI_OK_SELECT)
+	/*
+	 * Through push_queue: a push stands in the queue at most a second after
+	 * its due time, so the earliest due time is among the first second of it.
+	 */
+	static SPIPlanPtr plan = NULL;
+
+	if (SPI_execute_plan(engine_plan(&plan, "SELECT (extract(epoch FROM min(next_step_at) - clock_timestamp()) * 1000)::float8"
+									 " FROM conveyor.push WHERE state = 'running'"
+									 " AND greatest(next_step_at, queue_at) <= (SELECT min(greatest(next_step_at, queue_at))"
+									 " FROM conveyor.push WHERE state = 'running') + interval '1 second'", 0, NULL),
+						 NULL, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: reading the next due time failed");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)

@@ -16,7 +16,13 @@
 ALTER TABLE conveyor.push ADD COLUMN queue_at timestamptz;
 COMMENT ON COLUMN conveyor.push.queue_at IS
     'when a push back from a call stands in the queue of due pushes: the answer''s time plus the call''s duration (at most 1 s); NULL: at next_step_at';
+-- The one index of due times (push_due, on next_step_at alone, is dropped:
+-- every step and every answer updates the push, and each index costs an
+-- insert per update). The earliest next_step_at is found through it too, as
+-- every writer of next_step_at sets it to now or later, so a push's place in
+-- the queue is never more than a second after its due time (src/engine.c).
 CREATE INDEX push_queue ON conveyor.push ((greatest(next_step_at, queue_at))) WHERE state = 'running';
+DROP INDEX conveyor.push_due;
 
 -- How the rest of a step plans its statements, given the size of the fleet
 -- get_units reported (every array a step joins: targets, batches, answers,
