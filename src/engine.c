@@ -55,25 +55,6 @@
 #define ENGINE_HELD_WAIT_MS 10
 
 /*
- * The plan of a statement the worker runs on every step, prepared on first
- * use and kept for the life of the worker (planning it each time was about
- * 3% of a step).
- */
-static SPIPlanPtr
-engine_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "conveyor: preparing \"%s\" failed", sql);
-		*slot = p;
-	}
-	return *slot;
-}
-
-/*
  * Claim the due push first in the queue that nobody else is working on; 0 if
  * none is due. The queue orders by next_step_at, except that a push back from
  * a call stands behind by the call's duration (conveyor.push.queue_at, at
@@ -87,7 +68,7 @@ engine_claim(void)
 
 	static SPIPlanPtr plan = NULL;
 
-	if (SPI_execute_plan(engine_plan(&plan, "SELECT id FROM conveyor.push"
+	if (SPI_execute_plan(cv_kept_plan(&plan, "SELECT id FROM conveyor.push"
 									 " WHERE state = 'running' AND next_step_at <= clock_timestamp()"
 									 " AND greatest(next_step_at, queue_at) <= clock_timestamp() + interval '1 second'"
 									 " ORDER BY greatest(next_step_at, queue_at) LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL),
@@ -117,7 +98,7 @@ engine_next_due_ms(void)
 	 */
 	static SPIPlanPtr plan = NULL;
 
-	if (SPI_execute_plan(engine_plan(&plan, "SELECT (extract(epoch FROM min(next_step_at) - clock_timestamp()) * 1000)::float8"
+	if (SPI_execute_plan(cv_kept_plan(&plan, "SELECT (extract(epoch FROM min(next_step_at) - clock_timestamp()) * 1000)::float8"
 									 " FROM conveyor.push WHERE state = 'running'"
 									 " AND greatest(next_step_at, queue_at) <= (SELECT min(greatest(next_step_at, queue_at))"
 									 " FROM conveyor.push WHERE state = 'running') + interval '1 second'", 0, NULL),
@@ -159,7 +140,7 @@ engine_step(int64 id)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
 
-	if (SPI_execute_plan(engine_plan(&plan, "SELECT conveyor._push_step($1)", 1, types),
+	if (SPI_execute_plan(cv_kept_plan(&plan, "SELECT conveyor._push_step($1)", 1, types),
 						 values, NULL, false, 0) < 0)
 		elog(ERROR, "conveyor: \"SELECT conveyor._push_step($1)\" failed");
 }

@@ -1492,6 +1492,8 @@ call_record(CvCall *c)
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *result = NULL;
 
+	static SPIPlanPtr record_plan = NULL;
+
 	if (!c->failed && c->verb == CALL_SEND_UPDATE && c->ndone == c->nupdates)
 	{
 		/*
@@ -1526,8 +1528,9 @@ call_record(CvCall *c)
 		nulls[4] = nulls[5] = 'n';
 	values[6] = Int32GetDatum(c->nrequests);
 	cJSON_free(result);
-	if (SPI_execute_with_args("SELECT conveyor._http_record($1, $2, $3, $4::jsonb, $5, $6, $7)",
-							  7, types, values, nulls, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(cv_kept_plan(&record_plan, "SELECT conveyor._http_record($1, $2, $3, $4::jsonb, $5, $6, $7)",
+									  7, types),
+						 values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: recording a push-type call failed");
 }
 
@@ -1649,17 +1652,10 @@ cv_http_worker_claim(void)
 		last_sweep = time(NULL);
 
 	cv_txn_begin("conveyor: claiming push-type calls");
-	if (claim_plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT * FROM conveyor._http_claim($1, $2)", 2, types);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "conveyor: preparing the claim of push-type calls failed");
-		claim_plan = p;
-	}
 	values[0] = Int32GetDatum(room);
 	values[1] = BoolGetDatum(sweep);
-	if (SPI_execute_plan(claim_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(cv_kept_plan(&claim_plan, "SELECT * FROM conveyor._http_claim($1, $2)", 2, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: claiming push-type calls failed");
 	if (SPI_processed >= (uint64) room)
 		calls_recorded = true;	/* there may be more: look again next time */

@@ -354,15 +354,32 @@ COMMENT ON FUNCTION conveyor._http_get_units_now(text) IS
     'internal: asks an http service''s endpoints for their units, waiting for the answer';
 
 -- Remember which endpoint reported each unit (the latest get units wins).
+-- Every get units answer comes here, and the map rarely changes: when every
+-- stored unit has the endpoint the answer gives, was seen within the minute,
+-- and the answer names no other unit, nothing is written. (PL/pgSQL: its
+-- plans live as long as the session; a SQL function of two statements is
+-- parsed and planned again at every call.)
 CREATE FUNCTION conveyor._http_units_seen(p_service text, endpoints jsonb) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+    stale bigint;
+    stored bigint;
+BEGIN
+    SELECT count(*) FILTER (WHERE h.endpoint IS DISTINCT FROM endpoints->>h.unit
+                               OR h.seen_at < clock_timestamp() - interval '1 minute'),
+           count(*)
+      INTO stale, stored
+      FROM conveyor.http_unit h WHERE h.service = p_service;
+    IF stale = 0 AND stored = (SELECT count(*) FROM jsonb_object_keys(endpoints)) THEN
+        RETURN;
+    END IF;
     INSERT INTO conveyor.http_unit AS h (service, unit, endpoint)
     SELECT p_service, e.key, e.value FROM jsonb_each_text(endpoints) e
         ON CONFLICT (service, unit) DO UPDATE SET endpoint = excluded.endpoint, seen_at = excluded.seen_at
      WHERE h.endpoint IS DISTINCT FROM excluded.endpoint OR h.seen_at < excluded.seen_at - interval '1 minute';
     DELETE FROM conveyor.http_unit h
      WHERE h.service = p_service AND NOT endpoints ? h.unit;
-$$;
+END $$;
 COMMENT ON FUNCTION conveyor._http_units_seen(text, jsonb) IS 'internal: records which endpoint has each unit';
 
 -- What a worker needs to make calls for a service: the columns
