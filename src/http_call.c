@@ -82,6 +82,7 @@ typedef struct Chunk
 	cJSON	   *items;			/* units (names) or updates (objects) */
 	int			nitems;
 	cJSON	   *sent;			/* send_update: the updates of the /v1/update request */
+	bool	   *done;			/* send_update: which of sent were answered done */
 	int			stage;
 } Chunk;
 
@@ -194,6 +195,7 @@ call_free(CvCall *c)
 	{
 		cJSON_Delete(c->chunks[i].items);
 		cJSON_Delete(c->chunks[i].sent);
+		free(c->chunks[i].done);
 	}
 	free(c->chunks);
 	free(c->routes);
@@ -519,6 +521,8 @@ call_send_update(CvhMulti *m, CvCall *c, int k, cJSON *allowed)
 	c->chunks[k].stage = STAGE_UPDATE;
 	cJSON_Delete(c->chunks[k].sent);
 	c->chunks[k].sent = allowed;
+	free(c->chunks[k].done);
+	c->chunks[k].done = NULL;
 	if (updates == NULL)
 	{
 		call_fail(c, CVH_RETRYABLE, "%s: out of memory", verb_names[c->verb]);
@@ -814,6 +818,7 @@ typedef struct KeyEntry
 	const char *a;
 	const char *b;				/* "" for one key */
 	cJSON	   *item;
+	int			pos;			/* the item's position in its array */
 	bool		seen;
 } KeyEntry;
 
@@ -842,6 +847,7 @@ static void
 index_build(KeyIndex *ix, cJSON *arr, const char *ka, const char *kb)
 {
 	cJSON	   *v;
+	int			pos = 0;
 
 	ix->n = 0;
 	ix->e = malloc(Max(1, cJSON_GetArraySize(arr)) * sizeof(KeyEntry));
@@ -852,11 +858,13 @@ index_build(KeyIndex *ix, cJSON *arr, const char *ka, const char *kb)
 		const char *a = ka ? J_STR(J_GET(v, ka)) : J_STR(v);
 		const char *b = kb ? J_STR(J_GET(v, kb)) : "";
 
+		pos++;
 		if (a == NULL || b == NULL)
 			continue;
 		ix->e[ix->n].a = a;
 		ix->e[ix->n].b = b;
 		ix->e[ix->n].item = v;
+		ix->e[ix->n].pos = pos - 1;
 		ix->e[ix->n].seen = false;
 		ix->n++;
 	}
@@ -867,7 +875,7 @@ index_build(KeyIndex *ix, cJSON *arr, const char *ka, const char *kb)
 static KeyEntry *
 index_find(KeyIndex *ix, const char *a, const char *b)
 {
-	KeyEntry	key = {a, b ? b : "", NULL, false};
+	KeyEntry	key = {a, b ? b : "", NULL, 0, false};
 
 	if (ix->e == NULL || a == NULL)
 		return NULL;
@@ -1004,11 +1012,13 @@ take_tasks(Chunk *ch, cJSON *body, long status, cJSON **allowed)
 
 /* Check and keep a POST /v1/update answer for the updates sent. */
 static const char *
-take_update(CvCall *c, cJSON *sent, cJSON *body)
+take_update(CvCall *c, Chunk *ch, cJSON *body)
 {
+	cJSON	   *sent = ch->sent;
 	cJSON	   *results = J_GET(body, "results");
 	cJSON	   *v;
 	KeyIndex	ix;
+	const char *wrong = NULL;
 
 	if (!cJSON_IsArray(results))
 		return "\"results\" is not an array";
@@ -1026,17 +1036,27 @@ take_update(CvCall *c, cJSON *sent, cJSON *body)
 
 		if (e == NULL || e->seen)
 		{
-			free(ix.e);
-			return "a result for an update not sent, or twice";
+			wrong = "a result for an update not sent, or twice";
+			break;
 		}
 		e->seen = true;
 		if (st == NULL || (strcmp(st, "accepted") != 0 && strcmp(st, "done") != 0 && strcmp(st, "refused") != 0))
 		{
-			free(ix.e);
-			return "a \"status\" is not accepted, done or refused";
+			wrong = "a \"status\" is not accepted, done or refused";
+			break;
 		}
 	}
-	free(ix.e);
+	if (wrong == NULL && ch->done == NULL)
+	{
+		ch->done = calloc(Max(1, cJSON_GetArraySize(sent)), sizeof(bool));
+		if (ch->done == NULL)
+			wrong = "out of memory";
+	}
+	if (wrong)
+	{
+		free(ix.e);
+		return wrong;
+	}
 	cJSON_ArrayForEach(v, results)
 	{
 		const char *st = J_STR(J_GET(v, "status"));
@@ -1045,20 +1065,20 @@ take_update(CvCall *c, cJSON *sent, cJSON *body)
 
 		if (strcmp(st, "accepted") == 0)
 			continue;			/* in flight: confirmed through get units */
+		if (strcmp(st, "done") == 0)
+		{
+			/* only marked: listed at the end unless every update is done (call_record) */
+			ch->done[index_find(&ix, name_member(v, "unit"), name_member(v, "subunit"))->pos] = true;
+			c->ndone++;
+			continue;
+		}
 		/* moved out of the answer, which is freed next, rather than copied */
 		result_add(c, "units", cJSON_DetachItemFromObjectCaseSensitive(v, "unit"));
 		result_add(c, "subunits", cJSON_DetachItemFromObjectCaseSensitive(v, "subunit"));
-		if (strcmp(st, "done") == 0)
-		{
-			result_add(c, "errors", cJSON_CreateNull());
-			c->ndone++;
-		}
-		else
-		{
-			snprintf(e, sizeof(e), "%s", err ? err : "refused");
-			result_add(c, "errors", cJSON_CreateString(e));
-		}
+		snprintf(e, sizeof(e), "%s", err ? err : "refused");
+		result_add(c, "errors", cJSON_CreateString(e));
 	}
+	free(ix.e);
 	return NULL;
 }
 
@@ -1135,7 +1155,7 @@ call_answer(CvhMulti *m, CvCall *c, CvhRequest *r)
 					wrong = take_tasks(ch, body, r->status, &allowed);
 				}
 				else
-					wrong = take_update(c, ch->sent, body);
+					wrong = take_update(c, ch, body);
 				break;
 			case CALL_PROMETHEUS:
 				break;			/* answered by prometheus_answer */
@@ -1336,6 +1356,22 @@ cjson_scalar(JsonbValue *v)
 }
 
 /*
+ * The member names every update of a big send repeats, as constants: a node
+ * keyed by one of them refers to it (cJSON_StringIsConst) instead of holding
+ * a copy, 40,000 allocations fewer for 10,000 updates. NULL for other names.
+ */
+static const char *
+known_key(const char *name, int len)
+{
+	static const char *const keys[] = {"unit", "subunit", "version", "key"};
+
+	for (int i = 0; i < (int) lengthof(keys); i++)
+		if ((int) strlen(keys[i]) == len && memcmp(keys[i], name, len) == 0)
+			return keys[i];
+	return NULL;
+}
+
+/*
  * A jsonb value as cJSON, read from its binary form (NULL: out of memory).
  * Printing a large request as text and parsing the text again was a fifth of
  * a big send's time.
@@ -1351,6 +1387,7 @@ cjson_from_jsonb(Jsonb *jb)
 	int			depth = 0;
 	int			cap = 0;
 	const char *key = NULL;
+	const char *key_const = NULL;
 	bool		ok = true;
 
 	while (ok && (tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
@@ -1360,7 +1397,8 @@ cjson_from_jsonb(Jsonb *jb)
 
 		if (tok == WJB_KEY)
 		{
-			key = jb_cstring(JB_KEY, v.val.string.val, v.val.string.len);
+			key_const = known_key(v.val.string.val, v.val.string.len);
+			key = key_const ? key_const : jb_cstring(JB_KEY, v.val.string.val, v.val.string.len);
 			ok = key != NULL;
 			continue;
 		}
@@ -1392,11 +1430,14 @@ cjson_from_jsonb(Jsonb *jb)
 			else
 				cJSON_Delete(node);
 		}
+		else if (cJSON_IsObject(parent) && key_const)
+			cJSON_AddItemToObjectCS(parent, key_const, node);
 		else if (cJSON_IsObject(parent))
 			cJSON_AddItemToObject(parent, key ? key : "", node);
 		else
 			cJSON_AddItemToArray(parent, node);
 		key = NULL;
+		key_const = NULL;
 		if (tok == WJB_BEGIN_ARRAY || tok == WJB_BEGIN_OBJECT)
 		{
 			stack = stack_push(stack, &cap, depth, node);
@@ -1483,6 +1524,41 @@ call_from_row(HeapTuple tup, TupleDesc desc, char *error, size_t errsize)
 
 /* --------------------------------------------------------------- worker */
 
+/*
+ * A send's updates answered done, into its result. When every update is done
+ * (each has one answer, so none was refused, deferred or left unsent) the
+ * step knows which it sent, so they are not listed: all_done says so, and a
+ * big send's 10,000 keys are never copied. Otherwise the done ones are listed
+ * beside the refused ones, with no error.
+ */
+static void
+result_add_done(CvCall *c)
+{
+	if (c->ndone == c->nupdates)
+	{
+		cJSON_AddTrueToObject(c->result, "all_done");
+		return;
+	}
+	for (int k = 0; k < c->nchunks; k++)
+	{
+		Chunk	   *ch = &c->chunks[k];
+		cJSON	   *item;
+		int			pos = 0;
+
+		if (ch->done == NULL)
+			continue;
+		cJSON_ArrayForEach(item, ch->sent)
+		{
+			if (ch->done[pos++])
+			{
+				result_add(c, "units", jdup(J_GET(item, "unit")));
+				result_add(c, "subunits", jdup(J_GET(item, "subunit")));
+				result_add(c, "errors", cJSON_CreateNull());
+			}
+		}
+	}
+}
+
 /* Record a finished call, in the caller's transaction. */
 static void
 call_record(CvCall *c)
@@ -1494,18 +1570,8 @@ call_record(CvCall *c)
 
 	static SPIPlanPtr record_plan = NULL;
 
-	if (!c->failed && c->verb == CALL_SEND_UPDATE && c->ndone == c->nupdates)
-	{
-		/*
-		 * Every update done (each has one answer, so none was refused,
-		 * deferred or left unsent): the step knows which it sent, so they
-		 * are not listed.
-		 */
-		cJSON_ReplaceItemInObjectCaseSensitive(c->result, "units", cJSON_CreateArray());
-		cJSON_ReplaceItemInObjectCaseSensitive(c->result, "subunits", cJSON_CreateArray());
-		cJSON_ReplaceItemInObjectCaseSensitive(c->result, "errors", cJSON_CreateArray());
-		cJSON_AddTrueToObject(c->result, "all_done");
-	}
+	if (!c->failed && c->verb == CALL_SEND_UPDATE)
+		result_add_done(c);
 	if (!c->failed)
 	{
 		result = cJSON_PrintUnformatted(c->result);

@@ -411,6 +411,31 @@ is(count_log($node, qr/terminated by signal|PANIC|TRAP:/), 0, 'the server log sh
 	is(count_log($node, qr/conveyor worker ERROR:/), 0, 'the workers logged no ERROR');
 }
 
+# ------------------------------------------------------------------ a send answered in part
+
+# Updates answered "done" and one "refused" in the same request: the done ones
+# are recorded done (listed, since not every update is done), the refused one
+# failed with the endpoint's reason, and the phase judged on them.
+{
+	fs($fs, 'POST', '/_reset');
+	my $fleet = fs($fs, 'GET', '/_fleet');
+	$fleet->{update_mode} = 'done';
+	$fleet->{refuse} = ['u1/0'];
+	fs($fs, 'POST', '/_fleet', $fleet);
+	my $version = 'v' . (++$nversion + 1);
+	my $id = sql("SELECT conveyor.push_start('web', '$version', 'http test: done and refused')");
+	my $end = wait_push($id, 20);
+	is($end, 'failed/good failure', 'done and refused: one refused update fails the phase (no fault tolerance)');
+	is(sql(qq{SELECT string_agg(unit || '/' || subunit || ':' || state || coalesce(':' || error, ''), ' '
+	            ORDER BY unit, subunit) FROM conveyor.push_subunit WHERE push_id = $id}),
+		'u0/0:done u0/1:done u1/0:failed:refused by test u1/1:done u2/0:done u2/1:done',
+		'done and refused: the 5 done subunits are done, the refused one failed with the endpoint\'s reason');
+	is(sql(qq{SELECT (detail->>'done') || ' ' || (detail->>'refused') FROM conveyor.push_event
+	           WHERE push_id = $id AND kind = 'update_batch'}), '5 1',
+		'done and refused: the update_batch event counts 5 done and 1 refused');
+	finish_push($id, 'done and refused');
+}
+
 # ================================================================== transactions
 
 note '---- no transaction open during a slow call';
