@@ -120,6 +120,7 @@ typedef struct CvCall
 	char		error[256];
 	cJSON	   *result;
 	TimestampTz claimed_at;		/* when this worker claimed it */
+	double		expect_ms;		/* its endpoints' recent answer time (the slowest); -1: unknown */
 	TimestampTz answered_at;	/* when its last answer was taken */
 	struct CvCall *next;
 } CvCall;
@@ -156,25 +157,52 @@ static time_t last_claim = 0;
 static time_t last_sweep = 0;
 
 /*
- * Interned endpoint names: requests to one endpoint share the push type's
- * concurrency cap, so a slow endpoint never holds back a fast one.
+ * Interned endpoints: requests to one endpoint share the push type's
+ * concurrency cap, so a slow endpoint never holds back a fast one; and how
+ * long the endpoint's answers have been taking, so the worker waits a moment
+ * for an answer due in a millisecond or two (cv_http_worker_soon_ms).
  */
-static const char *
+typedef struct EndpointGroup
+{
+	char	   *name;
+	double		answer_ms;		/* recent answers' time (moving average); < 0: none yet */
+} EndpointGroup;
+
+static EndpointGroup *
 group_for(const char *endpoint)
 {
-	static char **names = NULL;
+	static EndpointGroup **groups = NULL;
 	static int	n = 0;
-	char	  **grown;
+	static EndpointGroup unknown = {"", -1};	/* out of memory: one shared group */
+	EndpointGroup **grown;
+	EndpointGroup *g;
 
 	for (int i = 0; i < n; i++)
-		if (strcmp(names[i], endpoint) == 0)
-			return names[i];
-	grown = realloc(names, (n + 1) * sizeof(char *));
+		if (strcmp(groups[i]->name, endpoint) == 0)
+			return groups[i];
+	grown = realloc(groups, (n + 1) * sizeof(EndpointGroup *));
 	if (grown == NULL)
-		return "";
-	names = grown;
-	names[n] = strdup(endpoint);
-	return names[n] ? names[n++] : "";
+		return &unknown;
+	groups = grown;
+	g = malloc(sizeof(EndpointGroup));
+	if (g == NULL || (g->name = strdup(endpoint)) == NULL)
+	{
+		free(g);
+		return &unknown;
+	}
+	g->answer_ms = -1;
+	groups[n++] = g;
+	return g;
+}
+
+/* What the call may expect of a request to group g: the slowest so far, -1 once one is unknown. */
+static void
+call_expect(CvCall *c, const EndpointGroup *g)
+{
+	if (g->answer_ms < 0 || c->expect_ms < 0)
+		c->expect_ms = -1;
+	else
+		c->expect_ms = Max(c->expect_ms, g->answer_ms);
 }
 
 static void
@@ -387,13 +415,16 @@ call_send_text(CvhMulti *m, CvCall *c, int tag, int endpoint, const char *path, 
 {
 	char		url[2048];
 	CvhRequest *r;
+	EndpointGroup *g;
 	const char *base = c->endpoints[endpoint];
 	size_t		blen = strlen(base);
 
 	while (blen > 0 && base[blen - 1] == '/')
 		blen--;
 	snprintf(url, sizeof(url), "%.*s%s", (int) blen, base, path);
-	r = cvh_request_new(url, text, &c->settings, group_for(base));
+	g = group_for(base);
+	call_expect(c, g);
+	r = cvh_request_new(url, text, &c->settings, g);
 	free(text);
 	if (r == NULL)
 	{
@@ -493,6 +524,7 @@ call_get_url(CvhMulti *m, CvCall *c, int tag, const char *url)
 
 	/* one Prometheus server is one endpoint for the concurrency cap */
 	snprintf(server, sizeof(server), "%.*s", (int) Min(len, sizeof(server) - 1), url);
+	call_expect(c, group_for(server));
 	r = cvh_request_new(url, NULL, &c->settings, group_for(server));
 
 	if (r == NULL)
@@ -1216,6 +1248,12 @@ calls_progress(CvhMulti *m, CvCall **calls)
 		/* cvh_retry re-queued it: the request lives on */
 		if (r->outcome == CVH_RUNNING)
 			continue;
+		if (r->group)
+		{
+			EndpointGroup *g = (EndpointGroup *) r->group;
+
+			g->answer_ms = g->answer_ms < 0 ? r->elapsed_ms : 0.7 * g->answer_ms + 0.3 * r->elapsed_ms;
+		}
 		c->nrequests += r->attempts;	/* every attempt, retries included */
 		cvh_request_free(r);
 		if (c->failed)
@@ -1792,6 +1830,37 @@ cv_http_worker_timeout(void)
 		if (c->failed || c->outstanding == 0)
 			return 0;
 	return cvh_timeout_ms(worker_multi);
+}
+
+/*
+ * A call to endpoints that have been answering within FAST_CALL_MS is
+ * waited for, up to twice their recent time, even when pushes are due:
+ * otherwise its answer sits on the socket while the worker steps others,
+ * and a push to a fast endpoint goes at the pace of the worker's busiest
+ * load. At most FAST_WAIT_MS at a time; a call later than expected is not
+ * waited for again.
+ */
+#define FAST_CALL_MS 5
+#define FAST_WAIT_MS 3
+
+/* Milliseconds worth waiting for an answer expected any moment (0: none). */
+long
+cv_http_worker_soon_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		best = -1;
+
+	for (CvCall *c = worker_calls; c; c = c->next)
+	{
+		long		left;
+
+		if (c->failed || c->outstanding == 0 || c->expect_ms < 0 || c->expect_ms > FAST_CALL_MS)
+			continue;
+		left = (long) ((c->claimed_at - now) / 1000 + 2 * c->expect_ms + 1);
+		if (left > 0 && (best < 0 || left < best))
+			best = left;
+	}
+	return best < 0 ? 0 : Min(best, FAST_WAIT_MS);
 }
 
 /* Sleep on the latch and the calls' sockets; whether the latch was set. */

@@ -11,6 +11,7 @@
 extern void cv_http_worker_claim(void);
 extern bool cv_http_worker_busy(void);
 extern long cv_http_worker_timeout(void);
+extern long cv_http_worker_soon_ms(void);
 extern bool cv_http_worker_wait(long timeout_ms);
 extern bool cv_http_worker_progress(void);
 extern void cv_http_worker_reset(void);

@@ -95,7 +95,11 @@ worker_should_exit(pid_t launcher_pid)
 static void
 worker_take_answers(long sleep_ms)
 {
-	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
+	TimestampTz until;
+
+	/* an answer due any moment is worth a short wait even when pushes are due */
+	sleep_ms = Max(sleep_ms, cv_http_worker_soon_ms());
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
 
 	for (;;)
 	{
