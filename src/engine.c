@@ -58,21 +58,28 @@
  * Claim the due push first in the queue that nobody else is working on; 0 if
  * none is due. The queue orders by next_step_at, except that a push back from
  * a call stands behind by the call's duration (conveyor.push.queue_at, at
- * most 1 s): the index is scanned only that far past now.
+ * most 1 s): the index is scanned only that far past now. Now is a parameter,
+ * not clock_timestamp(): a volatile bound cannot bound an index scan, and
+ * with nothing due the scan read every running push's entry (5,000 baking
+ * pushes added about 0.7 ms to every look for work).
  */
 static int64
 engine_claim(void)
 {
 	bool		isnull;
 	Datum		d;
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
 
 	static SPIPlanPtr plan = NULL;
 
+	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 	if (SPI_execute_plan(cv_kept_plan(&plan, "SELECT id FROM conveyor.push"
-									 " WHERE state = 'running' AND next_step_at <= clock_timestamp()"
-									 " AND greatest(next_step_at, queue_at) <= clock_timestamp() + interval '1 second'"
-									 " ORDER BY greatest(next_step_at, queue_at) LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL),
-						 NULL, NULL, false, 1) != SPI_OK_SELECT)
+									  " WHERE state = 'running' AND next_step_at <= $1"
+									  " AND greatest(next_step_at, queue_at) <= $1 + interval '1 second'"
+									  " ORDER BY greatest(next_step_at, queue_at) LIMIT 1 FOR UPDATE SKIP LOCKED",
+									  1, types),
+						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: claiming a push failed");
 	if (SPI_processed == 0)
 		return 0;
