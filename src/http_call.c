@@ -521,11 +521,13 @@ call_get_url(CvhMulti *m, CvCall *c, int tag, const char *url)
 	const char *host = strstr(url, "://");
 	size_t		len = host ? strcspn(host + 3, "/?#") + (host + 3 - url) : strlen(url);
 	CvhRequest *r;
+	EndpointGroup *g;
 
 	/* one Prometheus server is one endpoint for the concurrency cap */
 	snprintf(server, sizeof(server), "%.*s", (int) Min(len, sizeof(server) - 1), url);
-	call_expect(c, group_for(server));
-	r = cvh_request_new(url, NULL, &c->settings, group_for(server));
+	g = group_for(server);
+	call_expect(c, g);
+	r = cvh_request_new(url, NULL, &c->settings, g);
 
 	if (r == NULL)
 	{
@@ -1047,6 +1049,7 @@ static const char *
 take_update(CvCall *c, Chunk *ch, cJSON *body)
 {
 	cJSON	   *sent = ch->sent;
+	int			nsent = cJSON_GetArraySize(sent);
 	cJSON	   *results = J_GET(body, "results");
 	cJSON	   *v;
 	KeyIndex	ix;
@@ -1054,11 +1057,16 @@ take_update(CvCall *c, Chunk *ch, cJSON *body)
 
 	if (!cJSON_IsArray(results))
 		return "\"results\" is not an array";
-	if (cJSON_GetArraySize(results) != cJSON_GetArraySize(sent))
+	if (cJSON_GetArraySize(results) != nsent)
 		return "not one result per update";
+	if (ch->done == NULL)
+		ch->done = calloc(Max(1, nsent), sizeof(bool));
 	index_build(&ix, sent, "unit", "subunit");
-	if (ix.e == NULL)
+	if (ix.e == NULL || ch->done == NULL)
+	{
+		free(ix.e);
 		return "out of memory";
+	}
 	cJSON_ArrayForEach(v, results)
 	{
 		const char *u = name_member(v, "unit");
@@ -1077,16 +1085,13 @@ take_update(CvCall *c, Chunk *ch, cJSON *body)
 			wrong = "a \"status\" is not accepted, done or refused";
 			break;
 		}
+		/* only marked: listed at the record unless every update is done (result_add_done) */
+		ch->done[e->pos] = strcmp(st, "done") == 0;
 	}
-	if (wrong == NULL && ch->done == NULL)
-	{
-		ch->done = calloc(Max(1, cJSON_GetArraySize(sent)), sizeof(bool));
-		if (ch->done == NULL)
-			wrong = "out of memory";
-	}
+	free(ix.e);
 	if (wrong)
 	{
-		free(ix.e);
+		memset(ch->done, 0, Max(1, nsent) * sizeof(bool));	/* the retried answer marks again */
 		return wrong;
 	}
 	cJSON_ArrayForEach(v, results)
@@ -1095,22 +1100,16 @@ take_update(CvCall *c, Chunk *ch, cJSON *body)
 		const char *err = J_STR(J_GET(v, "error"));
 		char		e[201];
 
-		if (strcmp(st, "accepted") == 0)
-			continue;			/* in flight: confirmed through get units */
 		if (strcmp(st, "done") == 0)
-		{
-			/* only marked: listed at the end unless every update is done (call_record) */
-			ch->done[index_find(&ix, name_member(v, "unit"), name_member(v, "subunit"))->pos] = true;
 			c->ndone++;
-			continue;
-		}
+		if (strcmp(st, "refused") != 0)
+			continue;			/* done: marked; accepted: in flight, confirmed through get units */
 		/* moved out of the answer, which is freed next, rather than copied */
 		result_add(c, "units", cJSON_DetachItemFromObjectCaseSensitive(v, "unit"));
 		result_add(c, "subunits", cJSON_DetachItemFromObjectCaseSensitive(v, "subunit"));
 		snprintf(e, sizeof(e), "%s", err ? err : "refused");
 		result_add(c, "errors", cJSON_CreateString(e));
 	}
-	free(ix.e);
 	return NULL;
 }
 
@@ -1652,34 +1651,10 @@ calls_free(CvCall *list)
 }
 
 /*
- * Record finished calls, all in one short transaction (the worker has none
- * open), and free them. One commit for all: under load many calls end
- * together, and a commit each was a good share of the workers' time. If
- * recording fails, the calls are released to be claimed and sent again.
- */
-static void
-calls_record(CvCall *done)
-{
-	PG_TRY();
-	{
-		cv_txn_begin("conveyor: recording push-type calls");
-		for (CvCall *c = done; c; c = c->next)
-			call_record(c);
-		cv_txn_commit();
-	}
-	PG_CATCH();
-	{
-		worker_reset_needed = true;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-/*
  * Record the answered calls from the head of *list (the quickest first) in
  * one transaction that takes no more after RECORD_TXN_MS; the rest stay.
- * Those recorded are freed, even on error (the calls are then released to
- * be claimed and sent again, as in calls_record).
+ * Those recorded are freed, even on error: the calls are then released to
+ * be claimed and sent again.
  */
 static void
 calls_record_some(CvCall **list)
@@ -1770,6 +1745,7 @@ cv_http_worker_claim(void)
 
 		if (c == NULL)
 			continue;			/* out of memory: it is claimed again later */
+		c->claimed_at = c->answered_at = GetCurrentTimestamp();
 		if (error[0])
 		{
 			call_fail(c, CVH_FINAL, "%s", error);
@@ -1777,7 +1753,6 @@ cv_http_worker_claim(void)
 			failed_now = c;
 			continue;
 		}
-		c->claimed_at = GetCurrentTimestamp();
 		c->next = claimed;
 		claimed = c;
 	}
@@ -1793,18 +1768,8 @@ cv_http_worker_claim(void)
 		worker_calls = c;
 		call_start(worker_multi, c);
 	}
-	if (failed_now)
-	{
-		PG_TRY();
-		{
-			calls_record(failed_now);
-		}
-		PG_FINALLY();
-		{
-			calls_free(failed_now);
-		}
-		PG_END_TRY();
-	}
+	/* recorded with the answers, first (they took no time) */
+	calls_by_duration(&worker_answered, failed_now);
 }
 
 /*
