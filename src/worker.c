@@ -96,9 +96,11 @@ static void
 worker_take_answers(long sleep_ms)
 {
 	TimestampTz until;
+	long		soon_ms;
 
 	/* an answer due any moment is worth a short wait even when pushes are due */
-	sleep_ms = Max(sleep_ms, cv_http_worker_soon_ms());
+	soon_ms = cv_http_worker_soon_ms();
+	sleep_ms = Max(sleep_ms, soon_ms);
 	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
 
 	for (;;)
@@ -191,7 +193,10 @@ cv_worker_main(Datum arg)
 		worker_report_installed(installed);
 		if (installed)
 		{
-			sleep_ms = Min(sleep_ms, cv_engine_work(loop_context));
+			/* not inside Min(): a macro, it would run the engine twice */
+			long		engine_ms = cv_engine_work(loop_context);
+
+			sleep_ms = Min(sleep_ms, engine_ms);
 			/* calls the steps asked for go out now, outside any transaction */
 			cv_http_worker_claim();
 			/* worker_take_answers keeps to the calls' own timeouts */
