@@ -323,16 +323,25 @@ fi
 
 echo
 echo "== http: (b) a push to a fast endpoint, alone and beside $nslow pushes to endpoints taking $delay_ms ms per request"
-small_push() {   # small_push SERVICE VERSION LABEL: its duration (ms) in $dur, empty if it went wrong
-  local id state problems svc=$1
+# small_push SERVICE VERSION LABEL: its duration (ms) in $dur, empty if it went wrong. One session,
+# connected (and wait_push planned) before the push starts, starts it and waits for it: a psql and a
+# backend starting while the push ran cost about 45 ms of CPU, more than the push's own work, and
+# took half the 2 cores of its 64 ms beside the slow pushes (perf sched timehist).
+small_push() {
+  local id state problems out svc=$1
   shift
   dur=
-  id=$(qa -c "SELECT conveyor.push_start('$svc', '$1', 'benchmark (b): $2')") || { fail "(b) push_start failed"; return; }
-  state=$(qa -c "CALL bench.wait_push($id, 300)")
-  problems=$(qa -c "SELECT bench.problems($id)")
-  if [[ "$problems" != ok ]]; then fail "(b) $2: $problems"; timeline "$id"; return; fi
+  out=$(qa -v svc="$svc" -v version="$1" -v reason="benchmark (b): $2" 2>&1 <<'EOF'
+CALL bench.wait_push(NULL, 0);
+SELECT conveyor.push_start(:'svc', :'version', :'reason') AS id \gset
+CALL bench.wait_push(:id, 300) \gset
+SELECT :id, :'state', round(bench.duration_ms(:id)::numeric, 1), bench.problems(:id);
+EOF
+)
+  IFS='|' read -r id state dur problems <<<"$(tail -n 1 <<<"$out")"
+  if [[ -z "$id" || "$id" == *[!0-9]* ]]; then fail "(b) $2: push_start failed: $out"; dur=; return; fi
+  if [[ "$problems" != ok ]]; then fail "(b) $2: $problems"; timeline "$id"; dur=; return; fi
   small_id=$id
-  dur=$(qa -c "SELECT round(bench.duration_ms($id)::numeric, 1)")
   [[ -n "$dur" ]] || fail "(b) $2: push $id has no duration"
 }
 declare -a alone=() beside=()
