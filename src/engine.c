@@ -64,7 +64,7 @@
  * pushes added about 0.7 ms to every look for work).
  */
 static int64
-engine_claim(void)
+engine_claim(bool *fast)
 {
 	bool		isnull;
 	Datum		d;
@@ -73,8 +73,11 @@ engine_claim(void)
 
 	static SPIPlanPtr plan = NULL;
 
+	*fast = false;
 	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
-	if (SPI_execute_plan(cv_kept_plan(&plan, "SELECT id FROM conveyor.push"
+	/* fast: its last call took at most CV_FAST_CALL_MS (queue_at is then that far past next_step_at) */
+	if (SPI_execute_plan(cv_kept_plan(&plan, "SELECT id, queue_at - next_step_at <= interval '"
+									  CppAsString2(CV_FAST_CALL_MS) " ms' FROM conveyor.push"
 									  " WHERE state = 'running' AND next_step_at <= $1"
 									  " AND greatest(next_step_at, queue_at) <= $1 + interval '1 second'"
 									  " ORDER BY greatest(next_step_at, queue_at) LIMIT 1 FOR UPDATE SKIP LOCKED",
@@ -83,6 +86,8 @@ engine_claim(void)
 		elog(ERROR, "conveyor: claiming a push failed");
 	if (SPI_processed == 0)
 		return 0;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	*fast = !isnull && DatumGetBool(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? 0 : DatumGetInt64(d);
 }
@@ -154,7 +159,8 @@ engine_step(int64 id)
 
 /*
  * Claim a due push and advance it one step, both inside one subtransaction;
- * return the push's id, or 0 if none was due. On error the step is rolled back
+ * return the push's id, or 0 if none was due, and in *fast whether its last
+ * push-type call was answered quickly. On error the step is rolled back
  * (which also drops the claim), logged, and recorded on the push: retried, or
  * a bad failure.
  *
@@ -163,7 +169,7 @@ engine_step(int64 id)
  * both, and resolving those was a large share of the engine's CPU.
  */
 static int64
-engine_claim_and_step(void)
+engine_claim_and_step(bool *fast)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -174,7 +180,7 @@ engine_claim_and_step(void)
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		id = engine_claim();
+		id = engine_claim(fast);
 		if (id != 0)
 		{
 			char		activity[64];
@@ -233,7 +239,9 @@ cv_engine_work(MemoryContext loop_context)
 		started = GetCurrentTimestamp();
 		do
 		{
-			if (engine_claim_and_step() == 0)
+			bool		fast;
+
+			if (engine_claim_and_step(&fast) == 0)
 			{
 				long		ms = engine_next_due_ms();
 
@@ -243,6 +251,9 @@ cv_engine_work(MemoryContext loop_context)
 			n++;
 			k++;
 			CHECK_FOR_INTERRUPTS();
+			/* a push whose endpoints answer fast: its next call goes out now, not after more steps */
+			if (fast && cv_http_worker_calls_to_claim())
+				break;
 		} while (k < ENGINE_TXN_STEPS && n < ENGINE_BURST &&
 				 !TimestampDifferenceExceeds(started, GetCurrentTimestamp(), txn_ms));
 		cv_txn_commit();

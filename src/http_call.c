@@ -1783,6 +1783,13 @@ cv_http_worker_busy(void)
 	return worker_calls != NULL || worker_answered != NULL || calls_recorded;
 }
 
+/* Whether this worker's steps recorded calls it has not claimed yet. */
+bool
+cv_http_worker_calls_to_claim(void)
+{
+	return calls_recorded;
+}
+
 /* Milliseconds until the worker's calls need attention (-1: none in flight). */
 long
 cv_http_worker_timeout(void)
@@ -1798,34 +1805,37 @@ cv_http_worker_timeout(void)
 }
 
 /*
- * A call to endpoints that have been answering within FAST_CALL_MS is
+ * A call to endpoints that have been answering within CV_FAST_CALL_MS is
  * waited for, up to twice their recent time, even when pushes are due:
  * otherwise its answer sits on the socket while the worker steps others,
  * and a push to a fast endpoint goes at the pace of the worker's busiest
  * load. At most FAST_WAIT_MS at a time; a call later than expected is not
  * waited for again.
  */
-#define FAST_CALL_MS 5
 #define FAST_WAIT_MS 3
 
-/* Milliseconds worth waiting for an answer expected any moment (0: none). */
+/*
+ * Milliseconds worth waiting for an answer expected any moment (0: none),
+ * rounded up: an answer expected in 0.6 ms is worth a 1 ms wait, where
+ * rounding down made it a look at the sockets that came too early.
+ */
 long
 cv_http_worker_soon_ms(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	long		best = -1;
+	int64		best_us = -1;
 
 	for (CvCall *c = worker_calls; c; c = c->next)
 	{
-		long		left;
+		int64		left_us;
 
-		if (c->failed || c->outstanding == 0 || c->expect_ms < 0 || c->expect_ms > FAST_CALL_MS)
+		if (c->failed || c->outstanding == 0 || c->expect_ms < 0 || c->expect_ms > CV_FAST_CALL_MS)
 			continue;
-		left = (long) ((c->claimed_at - now) / 1000 + 2 * c->expect_ms + 1);
-		if (left > 0 && (best < 0 || left < best))
-			best = left;
+		left_us = c->claimed_at + (int64) ((2 * c->expect_ms + 1) * 1000) - now;
+		if (left_us > 0 && (best_us < 0 || left_us < best_us))
+			best_us = left_us;
 	}
-	return best < 0 ? 0 : Min(best, FAST_WAIT_MS);
+	return best_us < 0 ? 0 : (long) Min((best_us + 999) / 1000, FAST_WAIT_MS);
 }
 
 /* Sleep on the latch and the calls' sockets; whether the latch was set. */

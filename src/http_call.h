@@ -8,8 +8,12 @@
 #ifndef HTTP_CALL_H
 #define HTTP_CALL_H
 
+/* Endpoints answering within this (a moving average, ms) count as fast. */
+#define CV_FAST_CALL_MS 5
+
 extern void cv_http_worker_claim(void);
 extern bool cv_http_worker_busy(void);
+extern bool cv_http_worker_calls_to_claim(void);
 extern long cv_http_worker_timeout(void);
 extern long cv_http_worker_soon_ms(void);
 extern bool cv_http_worker_wait(long timeout_ms);

@@ -106,7 +106,8 @@ worker_take_answers(long sleep_ms)
 	for (;;)
 	{
 		long		http_ms = cv_http_worker_timeout();
-		long		left = (long) ((until - GetCurrentTimestamp()) / 1000);
+		/* rounded up, or the last fraction of a millisecond is a look without a wait */
+		long		left = (long) ((until - GetCurrentTimestamp() + 999) / 1000);
 		bool		woken;
 
 		if (http_ms < 0)
