@@ -1276,6 +1276,44 @@ calls_progress(CvhMulti *m, CvCall **calls)
 	return complete;
 }
 
+/*
+ * The list with the calls to endpoints that have been answering within
+ * CV_FAST_CALL_MS moved to its head, in order. Starting a call takes a
+ * moment, and a claim may take a hundred calls to slow endpoints at once: a
+ * fast one among them goes out first instead of a few milliseconds late.
+ */
+static CvCall *
+calls_fast_first(CvCall *list)
+{
+	CvCall	   *fast = NULL;
+	CvCall	  **fast_tail = &fast;
+	CvCall	  **link = &list;
+
+	while (*link)
+	{
+		CvCall	   *c = *link;
+		bool		is_fast = c->nendpoints > 0;
+
+		for (int e = 0; e < c->nendpoints && is_fast; e++)
+		{
+			const EndpointGroup *g = group_for(c->endpoints[e]);
+
+			is_fast = g->answer_ms >= 0 && g->answer_ms <= CV_FAST_CALL_MS;
+		}
+		if (!is_fast)
+		{
+			link = &c->next;
+			continue;
+		}
+		*link = c->next;
+		c->next = NULL;
+		*fast_tail = c;
+		fast_tail = &c->next;
+	}
+	*fast_tail = list;
+	return fast;
+}
+
 /* Put answered calls into *list, kept in order of how long each took. */
 static void
 calls_by_duration(CvCall **list, CvCall *add)
@@ -1758,7 +1796,8 @@ cv_http_worker_claim(void)
 	}
 	cv_txn_commit();
 
-	/* the transaction is over: now the network */
+	/* the transaction is over: now the network, to fast endpoints first */
+	claimed = calls_fast_first(claimed);
 	while (claimed)
 	{
 		CvCall	   *c = claimed;
