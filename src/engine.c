@@ -26,6 +26,8 @@
 #include "http_call.h"
 #include "txn.h"
 
+PG_FUNCTION_INFO_V1(cv_queue_place);
+
 /* Steps one call of cv_engine_work takes before returning to the worker loop. */
 #define ENGINE_BURST 64
 
@@ -56,10 +58,11 @@
 
 /*
  * Claim the due push first in the queue that nobody else is working on; 0 if
- * none is due. The queue orders by next_step_at, except that a push back from
- * a call stands behind by the call's duration (conveyor.push.queue_at, at
- * most 1 s): the index is scanned only that far past now. Now is a parameter,
- * not clock_timestamp(): a volatile bound cannot bound an index scan, and
+ * none is due. The queue orders by next_step_at, except that a push stands
+ * behind by the time its push-type calls take (conveyor.push.call_ms, at most
+ * 1 s; conveyor._queue_place): the index is scanned only that far past now.
+ * Now is a parameter, not clock_timestamp(): a volatile bound cannot bound an
+ * index scan, and
  * with nothing due the scan read every running push's entry (5,000 baking
  * pushes added about 0.7 ms to every look for work).
  */
@@ -75,12 +78,12 @@ engine_claim(bool *fast)
 
 	*fast = false;
 	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
-	/* fast: its last call took at most CV_FAST_CALL_MS (queue_at is then that far past next_step_at) */
-	if (SPI_execute_plan(cv_kept_plan(&plan, "SELECT id, queue_at - next_step_at <= interval '"
-									  CppAsString2(CV_FAST_CALL_MS) " ms' FROM conveyor.push"
+	/* fast: its push-type calls take at most CV_FAST_CALL_MS */
+	if (SPI_execute_plan(cv_kept_plan(&plan, "SELECT id, call_ms <= " CppAsString2(CV_FAST_CALL_MS)
+									  " FROM conveyor.push"
 									  " WHERE state = 'running' AND next_step_at <= $1"
-									  " AND greatest(next_step_at, queue_at) <= $1 + interval '1 second'"
-									  " ORDER BY greatest(next_step_at, queue_at) LIMIT 1 FOR UPDATE SKIP LOCKED",
+									  " AND conveyor._queue_place(next_step_at, call_ms) <= $1 + interval '1 second'"
+									  " ORDER BY conveyor._queue_place(next_step_at, call_ms) LIMIT 1 FOR UPDATE SKIP LOCKED",
 									  1, types),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: claiming a push failed");
@@ -112,7 +115,8 @@ engine_next_due_ms(void)
 
 	if (SPI_execute_plan(cv_kept_plan(&plan, "SELECT (extract(epoch FROM min(next_step_at) - clock_timestamp()) * 1000)::float8"
 									 " FROM conveyor.push WHERE state = 'running'"
-									 " AND greatest(next_step_at, queue_at) <= (SELECT min(greatest(next_step_at, queue_at))"
+									 " AND conveyor._queue_place(next_step_at, call_ms)"
+									 " <= (SELECT min(conveyor._queue_place(next_step_at, call_ms))"
 									 " FROM conveyor.push WHERE state = 'running') + interval '1 second'", 0, NULL),
 						 NULL, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: reading the next due time failed");
@@ -123,6 +127,29 @@ engine_next_due_ms(void)
 	if (ms <= 0)
 		return ENGINE_HELD_WAIT_MS;
 	return (long) Min(ms + 1, (double) cv_max_sleep_ms);
+}
+
+/*
+ * SQL: conveyor._queue_place(next_step_at timestamptz, call_ms float8): a due
+ * push's place in the queue, next_step_at plus call_ms (NULL or less than 0:
+ * 0; at most a second). Immutable, unlike timestamptz + interval, as adding
+ * microseconds does not depend on the time zone: push_queue indexes it.
+ */
+Datum
+cv_queue_place(PG_FUNCTION_ARGS)
+{
+	TimestampTz at;
+	double		ms;
+	TimestampTz place;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	at = PG_GETARG_TIMESTAMPTZ(0);
+	ms = PG_ARGISNULL(1) ? 0 : PG_GETARG_FLOAT8(1);
+	if (TIMESTAMP_NOT_FINITE(at) || !(ms > 0))	/* NaN too */
+		PG_RETURN_TIMESTAMPTZ(at);
+	place = at + (int64) (Min(ms, 1000.0) * 1000.0);
+	PG_RETURN_TIMESTAMPTZ(IS_VALID_TIMESTAMP(place) ? place : at);
 }
 
 /* Run SQL with one bigint and two text parameters (NULL texts allowed). */

@@ -165,7 +165,7 @@ static time_t last_sweep = 0;
 typedef struct EndpointGroup
 {
 	char	   *name;
-	double		answer_ms;		/* recent answers' time (moving average); < 0: none yet */
+	double		answer_ms;		/* its usual answer time (group_answered); < 0: none yet */
 } EndpointGroup;
 
 static EndpointGroup *
@@ -193,6 +193,40 @@ group_for(const char *endpoint)
 	g->answer_ms = -1;
 	groups[n++] = g;
 	return g;
+}
+
+/*
+ * An answer from group g took elapsed_ms, as the worker saw it. Its usual
+ * time follows a quicker answer at once and a slower one by a tenth of the
+ * difference: an answer the worker was too busy to read at once looks slower
+ * than it was, and an endpoint seen slow in a worker's busy moment would
+ * otherwise lose what keeps fast endpoints fast (CV_FAST_CALL_MS); one that
+ * really slowed down passes 5 ms after one answer of 50 ms or more.
+ */
+static void
+group_answered(EndpointGroup *g, double elapsed_ms)
+{
+	if (g->answer_ms < 0 || elapsed_ms < g->answer_ms)
+		g->answer_ms = elapsed_ms;
+	else
+		g->answer_ms += 0.1 * (elapsed_ms - g->answer_ms);
+}
+
+/* The usual answer time of the call's endpoints (the slowest), -1 if one is unknown. */
+static double
+call_usual_ms(const CvCall *c)
+{
+	double		usual = c->nendpoints > 0 ? 0 : -1;
+
+	for (int e = 0; e < c->nendpoints; e++)
+	{
+		const EndpointGroup *g = group_for(c->endpoints[e]);
+
+		if (g->answer_ms < 0)
+			return -1;
+		usual = Max(usual, g->answer_ms);
+	}
+	return usual;
 }
 
 /* What the call may expect of a request to group g: the slowest so far, -1 once one is unknown. */
@@ -1248,11 +1282,7 @@ calls_progress(CvhMulti *m, CvCall **calls)
 		if (r->outcome == CVH_RUNNING)
 			continue;
 		if (r->group)
-		{
-			EndpointGroup *g = (EndpointGroup *) r->group;
-
-			g->answer_ms = g->answer_ms < 0 ? r->elapsed_ms : 0.7 * g->answer_ms + 0.3 * r->elapsed_ms;
-		}
+			group_answered((EndpointGroup *) r->group, r->elapsed_ms);
 		c->nrequests += r->attempts;	/* every attempt, retries included */
 		cvh_request_free(r);
 		if (c->failed)
@@ -1638,10 +1668,11 @@ result_add_done(CvCall *c)
 static void
 call_record(CvCall *c)
 {
-	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT8OID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *result = NULL;
+	double		usual = call_usual_ms(c);
 
 	static SPIPlanPtr record_plan = NULL;
 
@@ -1668,9 +1699,12 @@ call_record(CvCall *c)
 	else
 		nulls[4] = nulls[5] = 'n';
 	values[6] = Int32GetDatum(c->nrequests);
+	values[7] = Float8GetDatum(usual);
+	if (usual < 0)
+		nulls[7] = 'n';
 	cJSON_free(result);
-	if (SPI_execute_plan(cv_kept_plan(&record_plan, "SELECT conveyor._http_record($1, $2, $3, $4::jsonb, $5, $6, $7)",
-									  7, types),
+	if (SPI_execute_plan(cv_kept_plan(&record_plan, "SELECT conveyor._http_record($1, $2, $3, $4::jsonb, $5, $6, $7, $8)",
+									  8, types),
 						 values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "conveyor: recording a push-type call failed");
 }

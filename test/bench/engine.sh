@@ -304,9 +304,9 @@ qa -c "SELECT format('push-type calls %s ms of %s ms worker CPU (%s%%)', round(p
          FROM (SELECT sum((e.detail->>'push_type_ms')::float8) AS pt FROM conveyor.push_event e, bench.round r
                 WHERE r.n IN (1, 2) AND e.push_id BETWEEN r.first_push AND r.last_push AND e.detail ? 'push_type_ms') a"
 # src/engine.c engine_claim's query, with now() for its parameter (the current time)
-claim="SELECT id, queue_at - next_step_at <= interval '5 ms' FROM conveyor.push WHERE state = 'running' AND next_step_at <= now()
-         AND greatest(next_step_at, queue_at) <= now() + interval '1 second'
-       ORDER BY greatest(next_step_at, queue_at) LIMIT 1 FOR UPDATE SKIP LOCKED"
+claim="SELECT id, call_ms <= 5 FROM conveyor.push WHERE state = 'running' AND next_step_at <= now()
+         AND conveyor._queue_place(next_step_at, call_ms) <= now() + interval '1 second'
+       ORDER BY conveyor._queue_place(next_step_at, call_ms) LIMIT 1 FOR UPDATE SKIP LOCKED"
 echo "the workers' claim query with no push due, after $(qa -c 'SELECT count(*) FROM conveyor.push') pushes (first run, then again):"
 first=$(q -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) $claim")
 echo "  first run: $(grep -m 1 -o 'shared hit=[0-9]*' <<<"$first") buffers, $(grep -o 'Execution Time: .*' <<<"$first")"

@@ -51,6 +51,8 @@ DECLARE
     v_plan text;
     v_id bigint;
     n_phases int;
+    t0 timestamptz;
+    v_call_ms float8;
 BEGIN
     SELECT * INTO s FROM conveyor.service sv WHERE sv.name = push_start.service FOR UPDATE;
     IF NOT FOUND THEN
@@ -75,10 +77,16 @@ BEGIN
                                   active.state, active.created_at),
                   HINT = format('Wait for it to end, or cancel it with conveyor.push_cancel(%s).', active.id);
     END IF;
+    t0 := clock_timestamp();
     PERFORM conveyor._push_plan_fits(s, v_plan);
+    -- over HTTP, that asked the endpoints for their units: how long their calls
+    -- take places the push in the workers' queue (conveyor.push.call_ms)
+    IF EXISTS (SELECT FROM conveyor.http_push_type h WHERE h.name = s.push_type) THEN
+        v_call_ms := least(conveyor._ms_since(t0), 1000);
+    END IF;
 
-    INSERT INTO conveyor.push (service, version, plan, seed, next_step_at, start_reason)
-    VALUES (s.name, version, v_plan, 0, clock_timestamp(), reason)
+    INSERT INTO conveyor.push (service, version, plan, seed, next_step_at, start_reason, call_ms)
+    VALUES (s.name, version, v_plan, 0, clock_timestamp(), reason, v_call_ms)
     RETURNING id INTO v_id;
     -- the push's id fixes its subunit choice, so a re-plan picks the same subunits
     UPDATE conveyor.push SET seed = v_id WHERE id = v_id;

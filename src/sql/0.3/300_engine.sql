@@ -5,23 +5,33 @@
 -- healthchecks evaluated while a phase bakes (docs/healthchecks.md).
 --
 
--- The order in which workers take due pushes. A push whose call just came
--- back stands in the queue as if it had become due later by the time the call
--- took (at most a second): when many pushes are due at once, those back from
--- a slow endpoint yield to those of fast ones, so a burst of slow answers
--- arriving together does not hold up a push whose endpoint answers in a
--- millisecond. A push is never kept waiting by it while a worker is free:
--- being due is still next_step_at <= now(). Set by _http_record, cleared by
--- the step; greatest() ignores it once next_step_at moves past it.
-ALTER TABLE conveyor.push ADD COLUMN queue_at timestamptz;
-COMMENT ON COLUMN conveyor.push.queue_at IS
-    'when a push back from a call stands in the queue of due pushes: the answer''s time plus the call''s duration (at most 1 s); NULL: at next_step_at';
+-- The order in which workers take due pushes. A push stands in the queue as
+-- if it had become due later by the time its push-type calls take (call_ms,
+-- at most a second): when many pushes are due at once, those of slow
+-- endpoints yield to those of fast ones, so neither a burst of slow answers
+-- arriving together nor a burst of slow pushes resumed together holds up a
+-- push whose endpoint answers in a millisecond. A push is never kept waiting
+-- by it while a worker is free: being due is still next_step_at <= now().
+-- Set by push_start (the time its look at the fleet took) and _http_record
+-- (the call's time, or its endpoints' usual time when less); kept across
+-- steps, pauses and resumes.
+ALTER TABLE conveyor.push ADD COLUMN call_ms float8;
+COMMENT ON COLUMN conveyor.push.call_ms IS
+    'how long the push''s push-type calls take (ms, as last seen; at most 1000): it stands that much later in the queue of due pushes; NULL: 0';
+-- The place in the queue: next_step_at plus call_ms. In C, because
+-- timestamptz + interval is only stable (days depend on the time zone) and an
+-- index needs an immutable expression; adding microseconds is immutable.
+CREATE FUNCTION conveyor._queue_place(next_step_at timestamptz, call_ms float8) RETURNS timestamptz
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'cv_queue_place';
+COMMENT ON FUNCTION conveyor._queue_place(timestamptz, float8) IS
+    'internal: a due push''s place in the queue of the workers, next_step_at + call_ms (at most 1 s)';
+REVOKE EXECUTE ON FUNCTION conveyor._queue_place(timestamptz, float8) FROM PUBLIC;   -- as every internal function
 -- The one index of due times (push_due, on next_step_at alone, is dropped:
 -- every step and every answer updates the push, and each index costs an
 -- insert per update). The earliest next_step_at is found through it too, as
 -- every writer of next_step_at sets it to now or later, so a push's place in
 -- the queue is never more than a second after its due time (src/engine.c).
-CREATE INDEX push_queue ON conveyor.push ((greatest(next_step_at, queue_at))) WHERE state = 'running';
+CREATE INDEX push_queue ON conveyor.push (conveyor._queue_place(next_step_at, call_ms)) WHERE state = 'running';
 DROP INDEX conveyor.push_due;
 
 -- How the rest of a step plans its statements, given the size of the fleet
@@ -604,7 +614,7 @@ BEGIN
     UPDATE conveyor.push x
        SET state = p.state, phase = p.phase, step = p.step, outcome = p.outcome,
            outcome_reason = p.outcome_reason, next_step_at = p.next_step_at, errors = p.errors,
-           ended_at = p.ended_at, queue_at = NULL
+           ended_at = p.ended_at
      WHERE x.id = p.id;
     IF cardinality(dirty) > 0 THEN
         UPDATE conveyor.push_phase x

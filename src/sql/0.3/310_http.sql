@@ -497,7 +497,8 @@ COMMENT ON FUNCTION conveyor._http_claim(int, boolean) IS
 -- A worker records a finished call; the push is due at once. An answer to
 -- a request the push no longer waits for (it moved on, or ended) is dropped.
 CREATE FUNCTION conveyor._http_record(p_id bigint, p_verb text, p_hash text, p_result jsonb,
-                                      p_error text, p_error_kind text, p_requests int)
+                                      p_error text, p_error_kind text, p_requests int,
+                                      p_usual_ms float8 DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_service text;
@@ -518,13 +519,16 @@ BEGIN
         SELECT p.service INTO v_service FROM conveyor.push p WHERE p.id = p_id;
         PERFORM conveyor._http_units_seen(v_service, p_result->'endpoints');
     END IF;
-    -- due at once; in the queue of due pushes behind those whose calls were quicker
+    -- due at once; in the queue of due pushes behind those whose calls are
+    -- quicker (call_ms): by the time this call took, or by its endpoints'
+    -- usual time (p_usual_ms, as the worker sees them) when that is less,
+    -- since a fast endpoint's answer may have waited for a busy worker
     UPDATE conveyor.push
        SET next_step_at = clock_timestamp(),
-           queue_at = clock_timestamp() + least(clock_timestamp() - v_claimed, interval '1 second')
+           call_ms = least(extract(epoch FROM clock_timestamp() - v_claimed) * 1000, p_usual_ms, 1000)
      WHERE id = p_id AND state = 'running';
 END $$;
-COMMENT ON FUNCTION conveyor._http_record(bigint, text, text, jsonb, text, text, int) IS
+COMMENT ON FUNCTION conveyor._http_record(bigint, text, text, jsonb, text, text, int, float8) IS
     'internal: a worker records the answer (or failure) of a call; the push is due again';
 
 -- Internal functions run as their caller (the workers, or the API); nobody else calls them.
@@ -543,7 +547,7 @@ REVOKE EXECUTE ON FUNCTION
     conveyor._http_units_seen(text, jsonb),
     conveyor._http_settings(text),
     conveyor._http_claim(int, boolean),
-    conveyor._http_record(bigint, text, text, jsonb, text, text, int)
+    conveyor._http_record(bigint, text, text, jsonb, text, text, int, float8)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     conveyor.http_push_type_create(text, text, boolean, interval, interval, int, int, int, int, text[], text, text)
