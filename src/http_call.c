@@ -1879,7 +1879,7 @@ cv_http_worker_timeout(void)
 
 /*
  * A call to endpoints that have been answering within CV_FAST_CALL_MS is
- * waited for, up to twice their recent time, even when pushes are due:
+ * waited for, up to twice their usual time, even when pushes are due:
  * otherwise its answer sits on the socket while the worker steps others,
  * and a push to a fast endpoint goes at the pace of the worker's busiest
  * load. At most FAST_WAIT_MS at a time; a call later than expected is not
