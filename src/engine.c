@@ -62,9 +62,8 @@ PG_FUNCTION_INFO_V1(cv_queue_place);
  * behind by the time its push-type calls take (conveyor.push.call_ms, at most
  * 1 s; conveyor._queue_place): the index is scanned only that far past now.
  * Now is a parameter, not clock_timestamp(): a volatile bound cannot bound an
- * index scan, and
- * with nothing due the scan read every running push's entry (5,000 baking
- * pushes added about 0.7 ms to every look for work).
+ * index scan, and with nothing due the scan read every running push's entry
+ * (5,000 baking pushes added about 0.7 ms to every look for work).
  */
 static int64
 engine_claim(bool *fast)
@@ -186,8 +185,8 @@ engine_step(int64 id)
 
 /*
  * Claim a due push and advance it one step, both inside one subtransaction;
- * return the push's id, or 0 if none was due, and in *fast whether its last
- * push-type call was answered quickly. On error the step is rolled back
+ * return the push's id, or 0 if none was due, and in *fast whether its
+ * push-type calls take at most CV_FAST_CALL_MS. On error the step is rolled back
  * (which also drops the claim), logged, and recorded on the push: retried, or
  * a bad failure.
  *

@@ -120,7 +120,7 @@ typedef struct CvCall
 	char		error[256];
 	cJSON	   *result;
 	TimestampTz claimed_at;		/* when this worker claimed it */
-	double		expect_ms;		/* its endpoints' recent answer time (the slowest); -1: unknown */
+	double		expect_ms;		/* its endpoints' usual answer time (the slowest); -1: unknown */
 	TimestampTz answered_at;	/* when its last answer was taken */
 	struct CvCall *next;
 } CvCall;
@@ -1307,7 +1307,7 @@ calls_progress(CvhMulti *m, CvCall **calls)
 }
 
 /*
- * The list with the calls to endpoints that have been answering within
+ * The list with the calls to endpoints that usually answer within
  * CV_FAST_CALL_MS moved to its head, in order. Starting a call takes a
  * moment, and a claim may take a hundred calls to slow endpoints at once: a
  * fast one among them goes out first instead of a few milliseconds late.
@@ -1322,15 +1322,9 @@ calls_fast_first(CvCall *list)
 	while (*link)
 	{
 		CvCall	   *c = *link;
-		bool		is_fast = c->nendpoints > 0;
+		double		usual = call_usual_ms(c);
 
-		for (int e = 0; e < c->nendpoints && is_fast; e++)
-		{
-			const EndpointGroup *g = group_for(c->endpoints[e]);
-
-			is_fast = g->answer_ms >= 0 && g->answer_ms <= CV_FAST_CALL_MS;
-		}
-		if (!is_fast)
+		if (usual < 0 || usual > CV_FAST_CALL_MS)
 		{
 			link = &c->next;
 			continue;
@@ -1878,7 +1872,7 @@ cv_http_worker_timeout(void)
 }
 
 /*
- * A call to endpoints that have been answering within CV_FAST_CALL_MS is
+ * A call to endpoints that usually answer within CV_FAST_CALL_MS is
  * waited for, up to twice their usual time, even when pushes are due:
  * otherwise its answer sits on the socket while the worker steps others,
  * and a push to a fast endpoint goes at the pace of the worker's busiest

@@ -8,7 +8,7 @@
 #ifndef HTTP_CALL_H
 #define HTTP_CALL_H
 
-/* Endpoints answering within this (a moving average, ms) count as fast. */
+/* Endpoints that usually answer within this (ms, as a worker sees them) count as fast. */
 #define CV_FAST_CALL_MS 5
 
 extern void cv_http_worker_claim(void);

@@ -722,26 +722,16 @@ wait_listing(CvhMulti *m, long timeout_ms, unsigned int wait_event_info)
 	return latch;
 }
 
-/*
- * Sleep until one of curl's sockets is ready, the latch is set, or timeout_ms
- * passes (-1: no timeout); whether the latch was set. The caller checks for
- * interrupts afterwards.
- */
-bool
-cvh_wait(CvhMulti *m, long timeout_ms, unsigned int wait_event_info)
-{
 #ifdef HAVE_SYS_EPOLL_H
+/* cvh_wait on the epoll set the sockets stay registered in (sock_register). */
+static bool
+wait_epoll(CvhMulti *m, long timeout_ms, unsigned int wait_event_info)
+{
 	WaitEvent	occurred[3];
 	int			n;
 	bool		latch = false;
 	bool		ready = false;
-#endif
 
-	for (int i = 0; i < m->nsocks; i++)
-		m->socks[i].fired = 0;
-#ifdef HAVE_SYS_EPOLL_H
-	if (m->epfd < 0 || m->epoll_failed)
-		return wait_listing(m, timeout_ms, wait_event_info);
 	if (m->set == NULL)
 	{
 		WaitEventSet *set = CreateWaitEventSet(TopMemoryContext, 3);
@@ -774,9 +764,24 @@ cvh_wait(CvhMulti *m, long timeout_ms, unsigned int wait_event_info)
 		pfree(evs);
 	}
 	return latch;
-#else
-	return wait_listing(m, timeout_ms, wait_event_info);
+}
 #endif
+
+/*
+ * Sleep until one of curl's sockets is ready, the latch is set, or timeout_ms
+ * passes (-1: no timeout); whether the latch was set. The caller checks for
+ * interrupts afterwards.
+ */
+bool
+cvh_wait(CvhMulti *m, long timeout_ms, unsigned int wait_event_info)
+{
+	for (int i = 0; i < m->nsocks; i++)
+		m->socks[i].fired = 0;
+#ifdef HAVE_SYS_EPOLL_H
+	if (m->epfd >= 0 && !m->epoll_failed)
+		return wait_epoll(m, timeout_ms, wait_event_info);
+#endif
+	return wait_listing(m, timeout_ms, wait_event_info);
 }
 
 /* Let curl work on ready sockets and expired timers; collect finished requests. */

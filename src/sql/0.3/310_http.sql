@@ -502,7 +502,7 @@ CREATE FUNCTION conveyor._http_record(p_id bigint, p_verb text, p_hash text, p_r
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_service text;
-    v_claimed timestamptz;
+    v_ms float8;
 BEGIN
     UPDATE conveyor.push_call c
        SET state = CASE WHEN p_error IS NULL THEN 'answered' ELSE 'failed' END,
@@ -511,7 +511,7 @@ BEGIN
            duration_ms = extract(epoch FROM clock_timestamp() - c.claimed_at) * 1000
      WHERE c.push_id = p_id AND c.verb = p_verb AND c.request_hash = p_hash AND c.state = 'sending'
        AND c.claimed_by = pg_catalog.pg_backend_pid()
-    RETURNING c.claimed_at INTO v_claimed;
+    RETURNING c.duration_ms INTO v_ms;
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -525,7 +525,7 @@ BEGIN
     -- since a fast endpoint's answer may have waited for a busy worker
     UPDATE conveyor.push
        SET next_step_at = clock_timestamp(),
-           call_ms = least(extract(epoch FROM clock_timestamp() - v_claimed) * 1000, p_usual_ms, 1000)
+           call_ms = least(v_ms, p_usual_ms, 1000)
      WHERE id = p_id AND state = 'running';
 END $$;
 COMMENT ON FUNCTION conveyor._http_record(bigint, text, text, jsonb, text, text, int, float8) IS
