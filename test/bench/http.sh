@@ -271,14 +271,14 @@ a_diag=0            # the diagnostic run, when it succeeded and was checked
 # run 0 is for diagnostics, with every statement tracked (pg_stat_statements.track = all costs the
 # workers a few microseconds per statement, hundreds per push): printed, not counted; the timed
 # runs and (b) run untracked, as the engine benchmark's do
+tracking() {   # tracking all|none: pg_stat_statements.track, taken by the workers at their next loop
+  q -c "ALTER SYSTEM SET pg_stat_statements.track = '$1'" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.2
+}
 for r in $(seq 0 "$big_pushes"); do
   v="v$((r + 2))"
   curl -s -X POST "http://127.0.0.1:$fast_port/_reset" >/dev/null     # every subunit on v1 again, counters cleared
-  if [[ $r -eq 0 ]]; then
-    q -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
-    sleep 0.2     # the workers take the reload at their next loop
-    qa -c "SELECT pg_stat_statements_reset()" >/dev/null
-  fi
+  [[ $r -eq 0 ]] && { tracking all; qa -c "SELECT pg_stat_statements_reset()" >/dev/null; }
   id=$(qa -c "SELECT conveyor.push_start('bench-http-big', '$v', 'benchmark (a), run $r')") || { fail "(a) push_start failed"; break; }
   state=$(qa -c "CALL bench.wait_push($id, 300)")
   ms=$(qa -c "SELECT round(bench.duration_ms($id)::numeric, 1)")
@@ -310,8 +310,7 @@ for r in $(seq 0 "$big_pushes"); do
                  left(regexp_replace(query, '\s+', ' ', 'g'), 100) AS query
             FROM pg_stat_statements WHERE query NOT LIKE '%bench.%' AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%pg_sleep%'
            ORDER BY total_exec_time DESC LIMIT 14" | sed 's/^/  /'
-    q -c "ALTER SYSTEM SET pg_stat_statements.track = 'none'" -c "SELECT pg_reload_conf()" >/dev/null
-    sleep 0.2
+    tracking none
   fi
 done
 a_med=$(printf '%s\n' "${a_ups[@]}" | median)

@@ -96,18 +96,17 @@ SELECT is(ARRAY(SELECT q.service FROM conveyor.push_call c JOIN q ON q.id = c.pu
 
 -- a fast endpoint's answer that waited for a busy worker: the worker passes the endpoints' usual
 -- time (p_usual_ms), and the push stands behind by that when it is less than the call took
-UPDATE conveyor.push_call c SET state = 'sending', claimed_by = pg_backend_pid(),
-       claimed_at = clock_timestamp() - interval '300 ms'
-  FROM q WHERE q.id = c.push_id AND q.service = 'cvt_q2';
-SELECT conveyor._http_record(q.id, 'get_units', 'h', '{"endpoints": {}, "units": []}', NULL, NULL, 1, 2.5)
-  FROM q WHERE q.service = 'cvt_q2';
+CREATE FUNCTION pg_temp.answered_after_300ms(usual_ms float8) RETURNS void LANGUAGE sql AS $$
+    UPDATE conveyor.push_call c SET state = 'sending', claimed_by = pg_backend_pid(),
+           claimed_at = clock_timestamp() - interval '300 ms'
+      FROM q WHERE q.id = c.push_id AND q.service = 'cvt_q2';
+    SELECT conveyor._http_record(q.id, 'get_units', 'h', '{"endpoints": {}, "units": []}', NULL, NULL, 1, usual_ms)
+      FROM q WHERE q.service = 'cvt_q2';
+$$;
+SELECT pg_temp.answered_after_300ms(2.5);
 SELECT is((SELECT call_ms FROM conveyor.push WHERE service = 'cvt_q2'), 2.5::float8,
     'a 300 ms call to endpoints that usually answer in 2.5 ms: 2.5 ms behind, which the engine''s claim counts as fast');
-UPDATE conveyor.push_call c SET state = 'sending', claimed_by = pg_backend_pid(),
-       claimed_at = clock_timestamp() - interval '300 ms'
-  FROM q WHERE q.id = c.push_id AND q.service = 'cvt_q2';
-SELECT conveyor._http_record(q.id, 'get_units', 'h', '{"endpoints": {}, "units": []}', NULL, NULL, 1, 800)
-  FROM q WHERE q.service = 'cvt_q2';
+SELECT pg_temp.answered_after_300ms(800);
 SELECT ok((SELECT call_ms BETWEEN 300 AND 900 FROM conveyor.push WHERE service = 'cvt_q2'),
     'endpoints that usually take longer than this call: behind by what it took');
 -- a pause and a resume keep it
